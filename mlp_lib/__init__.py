@@ -1,0 +1,23 @@
+"""mlp_lib: an exact, fast NumPy multilayer perceptron with hand-derived backprop.
+
+Modules, each readable alone:
+
+- ``data``: IDX reader with checksums, ``load_mnist``
+- ``functional``: activations, softmax, cross-entropy and their derivatives
+- ``init``: weight initialisers (normal, uniform, xavier, he)
+- ``model``: ``MLP`` (parameters, forward with cache, backward)
+- ``schedules``: learning-rate schedules
+- ``train``: per-sample and mini-batch SGD, ``evaluate``
+- ``experiments``: the report's rows, ``run``, comparison tables
+"""
+
+from .data import DataError, load_mnist
+from .model import MLP
+from .schedules import Constant, LinearDecay
+from .train import DivergenceError, History, evaluate, train_minibatch, train_per_sample
+
+__version__ = "0.1.0"
+
+__all__ = ["load_mnist", "DataError", "MLP", "Constant", "LinearDecay", "History",
+           "DivergenceError", "train_per_sample", "train_minibatch", "evaluate",
+           "__version__"]

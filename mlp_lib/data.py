@@ -1,0 +1,189 @@
+"""MNIST from the original IDX files: reader, checksums and ``load_mnist``.
+
+The IDX format (LeCun et al.) is a 4-byte magic number ``00 00 TT DD``
+(``TT`` = element type, ``0x08`` for unsigned bytes; ``DD`` = number of
+dimensions), then ``DD`` big-endian 32-bit sizes, then the data in C order.
+
+The files may be gzip-compressed or raw. The sha256 checked is that of the
+*decompressed* bytes, so it does not depend on how the files were gzipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DataError", "read_idx", "load_mnist", "MNIST_FILES", "default_root"]
+
+# sha256 of the decompressed IDX bytes (SPEC.md, "Data").
+MNIST_FILES = {
+    "train": {
+        "images": ("train-images-idx3-ubyte",
+                   "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+        "labels": ("train-labels-idx1-ubyte",
+                   "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+        "count": 60000,
+    },
+    "test": {
+        "images": ("t10k-images-idx3-ubyte",
+                   "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+        "labels": ("t10k-labels-idx1-ubyte",
+                   "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        "count": 10000,
+    },
+}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_UBYTE = 0x08
+_FIX = ("Restore it from the repository (git checkout -- data/mnist) or copy the "
+        "original file there.")
+
+
+class DataError(ValueError):
+    """A data file is unreadable or not what it should be; the message names the
+    file, the problem and the fix."""
+
+
+def default_root() -> Path:
+    """Where ``load_mnist`` looks: ``$MLP_LIB_DATA`` if set, else ``data/mnist``
+    of the repository this package lives in."""
+    env = os.environ.get("MLP_LIB_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "data" / "mnist"
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's content, decompressed if it is gzip."""
+    raw = path.read_bytes()
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            return gzip.decompress(raw)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise DataError(f"{path}: the gzip stream is truncated or corrupt ({exc}). "
+                            + _FIX) from None
+    if path.suffix == ".gz":
+        raise DataError(f"{path}: the name ends in .gz but the file is not gzip "
+                        f"(first bytes {raw[:4].hex(' ')}). " + _FIX)
+    return raw
+
+
+def read_idx(path, expected_shape=None, sha256=None) -> np.ndarray:
+    """Read one IDX file of unsigned bytes, gzipped or raw.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    expected_shape : tuple of int or None
+        If given, the dimensions the header must state (checked before the data).
+    sha256 : str or None
+        If given, the hex sha256 the decompressed bytes must have.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, with the shape the header states (read-only view of
+    the file's bytes).
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    DataError
+        Not gzip though named .gz, truncated, wrong magic number, wrong
+        dimensions, wrong length, or checksum mismatch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found. " + _FIX)
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise DataError(f"{path}: only {len(data)} bytes, too short for an IDX header. "
+                        + _FIX)
+    if data[0] != 0 or data[1] != 0 or data[2] != _UBYTE or data[3] == 0:
+        raise DataError(f"{path}: wrong magic number {data[:4].hex(' ')}; an IDX file of "
+                        f"unsigned bytes starts with 00 00 08 and its number of "
+                        f"dimensions. " + _FIX)
+    ndim = data[3]
+    header_len = 4 + 4 * ndim
+    if len(data) < header_len:
+        raise DataError(f"{path}: truncated header ({len(data)} bytes, {header_len} "
+                        f"needed). " + _FIX)
+    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
+    if expected_shape is not None and shape != tuple(expected_shape):
+        raise DataError(f"{path}: wrong dimensions {shape}, expected "
+                        f"{tuple(expected_shape)}. " + _FIX)
+    expected_len = header_len + int(np.prod(shape))
+    if len(data) != expected_len:
+        problem = "truncated" if len(data) < expected_len else "has trailing bytes"
+        raise DataError(f"{path}: {problem}: {len(data)} bytes, the header of shape "
+                        f"{shape} needs {expected_len}. " + _FIX)
+    if sha256 is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            raise DataError(f"{path}: checksum mismatch: sha256 of the decompressed "
+                            f"bytes is {digest}, expected {sha256}. " + _FIX)
+    return np.frombuffer(data, np.uint8, offset=header_len).reshape(shape)
+
+
+def _find(root: Path, name: str) -> Path:
+    """``name.gz`` if present, else the raw ``name``; error lists both."""
+    for candidate in (root / (name + ".gz"), root / name):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{root / (name + '.gz')}: file not found (nor the raw "
+                            f"{name}). " + _FIX)
+
+
+_cache: dict = {}
+
+
+def load_raw_mnist(split: str, root=None):
+    """The verified uint8 arrays ``(images (N, 28, 28), labels (N,))``, cached per
+    process (read-only: callers must copy before changing them)."""
+    if split not in MNIST_FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = Path(root) if root is not None else default_root()
+    spec = MNIST_FILES[split]
+    paths = [_find(root, spec[kind][0]) for kind in ("images", "labels")]
+    key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    cached = _cache.get(split)
+    if cached is None or cached[0] != key:
+        n = spec["count"]
+        images = read_idx(paths[0], (n, 28, 28), spec["images"][1])
+        labels = read_idx(paths[1], (n,), spec["labels"][1])
+        if labels.max() > 9:
+            raise DataError(f"{paths[1]}: label {labels.max()} outside 0..9. " + _FIX)
+        _cache[split] = (key, (images, labels))
+    return _cache[split][1]
+
+
+def load_mnist(split: str, root=None, dtype=np.float64):
+    """Load an MNIST split, verified against the checksums in SPEC.md.
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+        60,000 training or 10,000 test images.
+    root : str or Path, optional
+        Folder holding the four IDX files (``.gz`` or raw). Default: the
+        repository's ``data/mnist`` (or ``$MLP_LIB_DATA``).
+    dtype : numpy dtype, default float64
+        Float type of the images.
+
+    Returns
+    -------
+    images : ndarray, shape (N, 784), values ``x / 255`` in [0, 1]
+    labels : ndarray of int64, shape (N,), values 0..9
+
+    The images are in file order, which is the training order of the report.
+    """
+    images, labels = load_raw_mnist(split, root)
+    flat = images.reshape(len(images), 784).astype(dtype)
+    flat /= 255
+    return flat, labels.astype(np.int64)

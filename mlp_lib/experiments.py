@@ -1,0 +1,235 @@
+"""The report's experiments (SPEC.md, "The rows to reproduce") as named rows.
+
+``run(row_id, seed)`` trains one row from scratch on MNIST with the report's
+per-sample SGD and evaluates it on the test set; ``run_many`` does several
+rows and seeds on all cores; ``summarize`` compares seeds with the report.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import load_mnist
+from .model import MLP
+from .schedules import Constant, LinearDecay
+from .train import _progress, evaluate, train_per_sample
+
+__all__ = ["Row", "ROWS", "RunResult", "run", "run_many", "summarize", "verdict"]
+
+FOUR_LAYER = (784, 512, 256, 64, 10)
+SIX_LAYER = (784, 512, 256, 128, 64, 32, 10)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the report's table: the settings and what the report measured.
+
+    ``report_loss`` / ``report_accuracy`` are the report's single-run test
+    figures (``None`` where it gives none: the uniform row "did not converge").
+    """
+
+    id: str
+    layer_sizes: tuple
+    activation: str
+    init: str
+    schedule: object
+    report_loss: float | None
+    report_accuracy: float | None
+    section: str
+    notebook: str
+    epochs: int = 3
+
+    def describe(self):
+        depth = len(self.layer_sizes) - 1
+        return (f"{depth}-layer {self.activation}, init {self.init}, "
+                f"lr {self.schedule!r}, {self.epochs} epochs per-sample SGD")
+
+
+def _decay(n):  # the report's 10e-3 is 0.01 (SPEC.md)
+    return LinearDecay(0.01, 1e-5, n) if n == 100000 else LinearDecay(0.01, 1e-6, n)
+
+
+ROWS = {row.id: row for row in [
+    Row("sigmoid-normal", FOUR_LAYER, "sigmoid", "normal", _decay(100000),
+        0.1893, 0.9444, "§1.2–1.5, §2.3", "01"),
+    Row("sigmoid-xavier", FOUR_LAYER, "sigmoid", "xavier", _decay(100000),
+        0.3105, 0.9084, "§2.2–2.3", "03"),
+    Row("relu-normal", FOUR_LAYER, "relu", "normal", _decay(15000),
+        0.1666, 0.9495, "§2.1, §2.3", "02"),
+    Row("relu-xavier", FOUR_LAYER, "relu", "xavier", _decay(15000),
+        0.1652, 0.9500, "§2.2–2.3", "03"),
+    Row("relu-he", FOUR_LAYER, "relu", "he", _decay(15000),
+        0.1553, 0.9521, "§2.2–2.3", "03"),
+    Row("relu-he-const", FOUR_LAYER, "relu", "he", Constant(0.01),
+        0.1041, 0.9723, "§2.3", "03"),
+    Row("six-layer", SIX_LAYER, "relu", "he", Constant(0.01),
+        0.1530, 0.9618, "§3", "04"),
+    Row("relu-uniform", FOUR_LAYER, "relu", "uniform", _decay(15000),
+        None, None, "§2.2", "03"),
+]}
+
+
+@dataclass
+class RunResult:
+    """One trained row: test figures, the training curve and the model."""
+
+    row: str
+    seed: int
+    test_loss: float
+    test_accuracy: float
+    loss_curve: np.ndarray
+    seconds: float
+    diverged_at: int | None = None
+    model: MLP | None = field(default=None, repr=False)
+
+    def as_dict(self):
+        """JSON-ready summary (no curve, no model)."""
+        return {"row": self.row, "seed": self.seed, "test_loss": self.test_loss,
+                "test_accuracy": self.test_accuracy, "seconds": round(self.seconds, 3),
+                "diverged_at": self.diverged_at}
+
+
+def get_row(row_id):
+    try:
+        return ROWS[row_id]
+    except KeyError:
+        raise ValueError(f"unknown row {row_id!r}; valid: {', '.join(ROWS)}") from None
+
+
+def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=True):
+    """Train one row of the report from scratch and test it.
+
+    Parameters
+    ----------
+    row_id : str
+        A key of ``ROWS``.
+    seed : int
+        Seeds the initial weights (the data order is fixed, as in the report).
+    progress : bool or None
+        Progress bar (default: only on a terminal).
+    epochs, n_train : int, optional
+        Override the row's 3 epochs / the 60,000 training images (for quick
+        checks only; the table uses the defaults).
+    keep_model : bool
+        Keep the trained model in the result.
+
+    Returns
+    -------
+    RunResult
+        A NaN/inf loss stops training (``diverged_at`` is the step) and the
+        test figures are those of the model as it stopped.
+    """
+    row = get_row(row_id)
+    start = time.perf_counter()
+    images, labels = load_mnist("train")
+    if n_train is not None:
+        images, labels = images[:n_train], labels[:n_train]
+    model = MLP(row.layer_sizes, row.activation, row.init, seed=seed)
+    history = train_per_sample(model, images, labels, epochs=epochs or row.epochs,
+                               schedule=row.schedule, progress=progress,
+                               on_divergence="stop")
+    with np.errstate(all="ignore"):  # a diverged model may hold inf/NaN weights
+        test_loss, test_accuracy = evaluate(model, *load_mnist("test"))
+    return RunResult(row_id, seed, test_loss, test_accuracy, history.loss_curve,
+                     time.perf_counter() - start, history.diverged_at,
+                     model if keep_model else None)
+
+
+def _run_job(job):
+    row_id, seed, keep_model, kwargs = job
+    return run(row_id, seed, progress=False, keep_model=keep_model, **kwargs)
+
+
+def run_many(row_ids, seeds, processes=None, keep_model=False, progress=None, **kwargs):
+    """Run every (row, seed) pair, in parallel processes (default: one per core).
+
+    Returns the results in the order rows × seeds. Each process trains with one
+    BLAS thread, so two processes use both cores of a 2-core machine fully.
+    """
+    jobs = [(row_id, int(seed), keep_model, kwargs) for row_id in row_ids
+            for seed in seeds]
+    for row_id in row_ids:
+        get_row(row_id)
+    processes = processes or os.cpu_count() or 1
+    if processes == 1 or len(jobs) == 1:
+        return [_run_job(job) for job in jobs]
+    with ProcessPoolExecutor(min(processes, len(jobs))) as pool:
+        bar = _progress(progress, len(jobs), "runs")
+        bar.unit = "run"
+        results = []
+        for result in pool.map(_run_job, jobs):
+            results.append(result)
+            bar.update(1)
+        bar.close()
+    return results
+
+
+def verdict(values, report):
+    """One line: is the report's figure inside the range of the seeds?"""
+    values = np.asarray(values, dtype=float)
+    if report is None:
+        return "the report gives no figure"
+    if not np.all(np.isfinite(values)):
+        return "some seeds are not finite"
+    low, high = values.min(), values.max()
+    spread = values.std(ddof=1) if len(values) > 1 else 0.0
+    if low <= report <= high:
+        return f"inside the seed range [{low:.4f}, {high:.4f}]"
+    gap = report - high if report > high else report - low
+    sds = f", {abs(gap) / spread:.1f} std" if spread > 0 else ""
+    side = "above" if gap > 0 else "below"
+    return f"outside: report is {abs(gap):.4f} {side} the seed range{sds}"
+
+
+def summarize(results):
+    """Per row: mean ± std (ddof=1), min–max over seeds, beside the report.
+
+    Returns a list of dicts with keys ``row``, ``seeds``, ``loss_mean``,
+    ``loss_std``, ``loss_min``, ``loss_max``, ``acc_mean``, ``acc_std``,
+    ``acc_min``, ``acc_max``, ``report_loss``, ``report_accuracy``,
+    ``loss_verdict``, ``acc_verdict``.
+    """
+    by_row = {}
+    for result in results:
+        by_row.setdefault(result.row, []).append(result)
+    table = []
+    for row_id, group in by_row.items():
+        row = ROWS[row_id]
+        losses = np.array([r.test_loss for r in group])
+        accs = np.array([r.test_accuracy for r in group])
+        ddof = 1 if len(group) > 1 else 0
+        with np.errstate(all="ignore"):
+            table.append({
+                "row": row_id, "seeds": [r.seed for r in group],
+                "loss_mean": float(np.mean(losses)), "loss_std": float(np.std(losses, ddof=ddof)),
+                "loss_min": float(np.min(losses)), "loss_max": float(np.max(losses)),
+                "acc_mean": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=ddof)),
+                "acc_min": float(np.min(accs)), "acc_max": float(np.max(accs)),
+                "report_loss": row.report_loss, "report_accuracy": row.report_accuracy,
+                "loss_verdict": verdict(losses, row.report_loss),
+                "acc_verdict": verdict(accs, row.report_accuracy),
+                "diverged": sum(r.diverged_at is not None for r in group),
+            })
+    return table
+
+
+def format_table(summary):
+    """The summary as a Markdown table (report vs reproduced)."""
+    def fmt(x):
+        return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+    lines = ["| row | report loss | loss (mean ± std) | report acc | acc (mean ± std) "
+             "| acc min–max | seeds | accuracy verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(
+            f"| {s['row']} | {fmt(s['report_loss'])} | {fmt(s['loss_mean'])} ± "
+            f"{fmt(s['loss_std'])} | {fmt(s['report_accuracy'])} | {fmt(s['acc_mean'])} ± "
+            f"{fmt(s['acc_std'])} | {fmt(s['acc_min'])}–{fmt(s['acc_max'])} | "
+            f"{len(s['seeds'])} | {s['acc_verdict']} |")
+    return "\n".join(lines)

@@ -1,0 +1,222 @@
+r"""The multilayer perceptron: parameters, forward with cache, backward.
+
+Equations, for a batch of :math:`N` rows (one sample is the case :math:`N = 1`),
+layers :math:`l = 1..L`, :math:`A_0 = X`:
+
+.. math::
+
+    Z_l &= A_{l-1} W_l + b_l                       &\quad\text{(pre-activation, the report's } H^{(l)})\\
+    A_l &= \mathrm{act}(Z_l), \quad l < L          &\quad\text{(the report's } X^{(l+1)} \text{ without its leading 1)}\\
+    \hat Y &= \mathrm{softmax}(Z_L), \quad
+    \mathcal L = -\tfrac{1}{N}\textstyle\sum_n \ln \hat Y_{n, y_n}
+
+and backward, with :math:`\Delta_l = \partial \mathcal L / \partial Z_l`:
+
+.. math::
+
+    \Delta_L &= (\hat Y - Y) / N \\
+    \partial \mathcal L / \partial W_l &= A_{l-1}^\top \Delta_l, \qquad
+    \partial \mathcal L / \partial b_l = \textstyle\sum_n \Delta_{l, n} \\
+    \Delta_{l-1} &= (\Delta_l W_l^\top) \odot \mathrm{act}'(A_{l-1})
+
+Weight layout: ``weights[l]`` has shape ``(n_in, n_out)`` so that a batch of
+rows computes ``X @ W + b``. The report's matrix for the same layer is
+``W_report = concat(b[:, None], W.T, axis=1)`` of shape ``(n_out, n_in + 1)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .functional import ACTIVATIONS, log_softmax, softmax, softmax_cross_entropy_grad
+from .init import INITS, initialize
+
+__all__ = ["MLP", "as_generator"]
+
+
+def as_generator(seed):
+    """A ``numpy.random.Generator`` from ``None``, an int seed or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, numbers.Integral) and seed >= 0):
+        return np.random.default_rng(seed)
+    raise ValueError(f"seed must be None, a non-negative int or a numpy Generator, "
+                     f"got {seed!r}")
+
+
+class MLP:
+    """A fully connected network: hidden layers with one activation, softmax output.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_input, n_hidden..., n_classes]``, at least two entries, all positive;
+        e.g. the report's 4-layer net ``[784, 512, 256, 64, 10]``.
+    activation : {"relu", "sigmoid"}
+        Hidden activation.
+    init : {"he", "xavier", "normal", "uniform"}
+        Initialiser (``mlp_lib.init``); biases start at 0.
+    seed : None, int or numpy.random.Generator
+        Source of the initial weights.
+    dtype : numpy float dtype
+        float64 (default, exact reproduction) or float32 (speed).
+    init_std : float
+        Standard deviation for ``init="normal"`` (the report's 0.1).
+
+    Attributes
+    ----------
+    weights : list of ndarray, ``weights[l]`` of shape ``(n_in, n_out)``
+    biases : list of ndarray, ``biases[l]`` of shape ``(n_out,)``
+    """
+
+    def __init__(self, layer_sizes, activation="relu", init="he", seed=None,
+                 dtype=np.float64, init_std=0.1):
+        sizes = list(layer_sizes)
+        if len(sizes) < 2 or not all(isinstance(s, numbers.Integral) and s > 0
+                                     for s in sizes):
+            raise ValueError(f"layer_sizes must be at least two positive ints, got {sizes}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: "
+                             f"{', '.join(ACTIVATIONS)}")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        self.layer_sizes = [int(s) for s in sizes]
+        self.activation = activation
+        self.init = init
+        self.dtype = dtype
+        self.weights, self.biases = initialize(self.layer_sizes, init, as_generator(seed),
+                                               dtype, std=init_std)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def n_layers(self):
+        """Number of weight layers :math:`L` (the report's "4-layer" net has 4)."""
+        return len(self.weights)
+
+    def __repr__(self):
+        return (f"MLP({self.layer_sizes}, activation={self.activation!r}, "
+                f"init={self.init!r}, dtype={self.dtype.name})")
+
+    def copy(self):
+        """A deep copy (same architecture, copied parameters)."""
+        clone = object.__new__(MLP)
+        clone.__dict__.update(self.__dict__)
+        clone.weights = [w.copy() for w in self.weights]
+        clone.biases = [b.copy() for b in self.biases]
+        return clone
+
+    def _as_batch(self, x):
+        """``x`` as a 2-D array of the model's dtype; validates shape and values."""
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"inputs must be numeric, got dtype {arr.dtype}")
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.layer_sizes[0]:
+            raise ValueError(f"inputs must have shape (N, {self.layer_sizes[0]}) or "
+                             f"({self.layer_sizes[0]},), got {np.shape(x)}")
+        arr = arr.astype(self.dtype, copy=False)
+        if not np.isfinite(arr).all():
+            raise ValueError("inputs contain NaN or inf")
+        return arr
+
+    def _check_labels(self, labels, n_rows):
+        labels = np.asarray(labels)
+        if labels.ndim == 0:
+            labels = labels[None]
+        if labels.shape != (n_rows,) or labels.dtype.kind not in "iu":
+            raise ValueError(f"labels must be {n_rows} integers, got shape "
+                             f"{labels.shape} dtype {labels.dtype}")
+        n_classes = self.layer_sizes[-1]
+        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+            raise ValueError(f"labels must lie in 0..{n_classes - 1}, got values in "
+                             f"{labels.min()}..{labels.max()}")
+        return labels
+
+    # ------------------------------------------------------------------ forward
+    def forward_cache(self, x):
+        """Forward pass that keeps what backward needs.
+
+        Returns
+        -------
+        probs : ndarray (N, n_classes)
+            :math:`\\hat Y`.
+        cache : dict
+            ``activations``: :math:`[A_0, ..., A_{L-1}]`; ``logits``: :math:`Z_L`.
+        """
+        act = ACTIVATIONS[self.activation][0]
+        activations = [x]
+        for weights, bias in zip(self.weights[:-1], self.biases[:-1]):
+            activations.append(act(activations[-1] @ weights + bias))
+        logits = activations[-1] @ self.weights[-1] + self.biases[-1]
+        return softmax(logits), {"activations": activations, "logits": logits}
+
+    def backward(self, probs, cache, labels):
+        """Gradients of the mean cross-entropy from ``forward_cache``'s output.
+
+        Returns ``(weight_grads, bias_grads)``, lists shaped like ``weights`` and
+        ``biases``; each line below is one equation of the module docstring.
+        """
+        act_grad = ACTIVATIONS[self.activation][1]
+        activations = cache["activations"]
+        grad_logits = softmax_cross_entropy_grad(probs, labels)   # Δ_L = (Ŷ - Y)/N
+        weight_grads = [None] * self.n_layers
+        bias_grads = [None] * self.n_layers
+        grad_pre = grad_logits
+        for layer in reversed(range(self.n_layers)):
+            weight_grads[layer] = activations[layer].T @ grad_pre  # A_{l-1}ᵀ Δ_l
+            bias_grads[layer] = grad_pre.sum(axis=0)               # Σ_n Δ_l
+            if layer > 0:                                          # Δ_{l-1}
+                grad_pre = (grad_pre @ self.weights[layer].T) * act_grad(activations[layer])
+        return weight_grads, bias_grads
+
+    def gradients(self, x, labels):
+        """Mean loss and its gradients over the rows of ``x``.
+
+        Returns
+        -------
+        loss : float
+        weight_grads, bias_grads : lists of arrays shaped like ``weights``, ``biases``
+        """
+        x = self._as_batch(x)
+        labels = self._check_labels(labels, len(x))
+        probs, cache = self.forward_cache(x)
+        loss = -np.mean(log_softmax(cache["logits"])[np.arange(len(x)), labels])
+        weight_grads, bias_grads = self.backward(probs, cache, labels)
+        return float(loss), weight_grads, bias_grads
+
+    def logits(self, x, batch_size=10000):
+        """Output pre-activations :math:`Z_L` for ``x`` (N, n_input), in chunks."""
+        x = self._as_batch(x)
+        act = ACTIVATIONS[self.activation][0]
+        out = np.empty((len(x), self.layer_sizes[-1]), dtype=self.dtype)
+        for start in range(0, len(x), batch_size):
+            hidden = x[start:start + batch_size]
+            for weights, bias in zip(self.weights[:-1], self.biases[:-1]):
+                hidden = act(hidden @ weights + bias)
+            out[start:start + batch_size] = hidden @ self.weights[-1] + self.biases[-1]
+        return out
+
+    def forward(self, x):
+        """Class probabilities :math:`\\hat Y`: shape (N, n_classes) for a batch,
+        (n_classes,) for one sample."""
+        probs = softmax(self.logits(x))
+        return probs[0] if np.ndim(x) == 1 else probs
+
+    predict_proba = forward
+
+    def predict(self, x):
+        """Most probable class: ints of shape (N,), or one int for one sample."""
+        labels = np.argmax(self.logits(x), axis=1)
+        return int(labels[0]) if np.ndim(x) == 1 else labels
+
+    def loss(self, x, labels):
+        """Mean cross-entropy over the rows of ``x``."""
+        logits = self.logits(x)
+        labels = self._check_labels(labels, len(logits))
+        return float(-np.mean(log_softmax(logits)[np.arange(len(logits)), labels]))

@@ -1,0 +1,99 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mlp_lib import experiments
+from mlp_lib.experiments import ROWS, RunResult, run, summarize, verdict
+
+SPEC_ROWS = {
+    # id: (sizes, activation, init, lr at step 0, lr at step 10**6, report loss, report acc)
+    "sigmoid-normal": ((784, 512, 256, 64, 10), "sigmoid", "normal", 0.01, 1e-5, 0.1893, 0.9444),
+    "sigmoid-xavier": ((784, 512, 256, 64, 10), "sigmoid", "xavier", 0.01, 1e-5, 0.3105, 0.9084),
+    "relu-normal": ((784, 512, 256, 64, 10), "relu", "normal", 0.01, 1e-6, 0.1666, 0.9495),
+    "relu-xavier": ((784, 512, 256, 64, 10), "relu", "xavier", 0.01, 1e-6, 0.1652, 0.9500),
+    "relu-he": ((784, 512, 256, 64, 10), "relu", "he", 0.01, 1e-6, 0.1553, 0.9521),
+    "relu-he-const": ((784, 512, 256, 64, 10), "relu", "he", 0.01, 0.01, 0.1041, 0.9723),
+    "six-layer": ((784, 512, 256, 128, 64, 32, 10), "relu", "he", 0.01, 0.01, 0.1530, 0.9618),
+    "relu-uniform": ((784, 512, 256, 64, 10), "relu", "uniform", 0.01, 1e-6, None, None),
+}
+
+
+def test_rows_are_specs_rows():
+    assert list(ROWS) == list(SPEC_ROWS)
+    for row_id, (sizes, act, init, lr0, lr_end, loss, acc) in SPEC_ROWS.items():
+        row = ROWS[row_id]
+        assert (row.layer_sizes, row.activation, row.init, row.epochs) == (sizes, act, init, 3)
+        assert row.schedule(0) == lr0 and row.schedule(10**6) == lr_end
+        assert (row.report_loss, row.report_accuracy) == (loss, acc)
+    assert ROWS["relu-he"].schedule.n_steps == 15000
+    assert ROWS["sigmoid-normal"].schedule.n_steps == 100000
+
+
+def test_run_is_deterministic_and_complete():
+    a = run("relu-he", seed=3, epochs=1, n_train=300, progress=False)
+    b = run("relu-he", seed=3, epochs=1, n_train=300, progress=False)
+    assert (a.test_loss, a.test_accuracy) == (b.test_loss, b.test_accuracy)
+    assert a.loss_curve.shape == (3,) and a.seconds > 0 and a.diverged_at is None
+    assert 0.3 < a.test_accuracy < 1
+    assert set(a.as_dict()) == {"row", "seed", "test_loss", "test_accuracy", "seconds",
+                                "diverged_at"}
+
+
+def test_run_many_parallel_equals_serial():
+    kwargs = dict(epochs=1, n_train=200)
+    serial = experiments.run_many(["relu-he", "six-layer"], [0, 1], processes=1, **kwargs)
+    parallel = experiments.run_many(["relu-he", "six-layer"], [0, 1], processes=2, **kwargs)
+    assert [(r.row, r.seed) for r in parallel] == [("relu-he", 0), ("relu-he", 1),
+                                                   ("six-layer", 0), ("six-layer", 1)]
+    assert [r.test_loss for r in serial] == [r.test_loss for r in parallel]
+
+
+def test_unknown_row():
+    with pytest.raises(ValueError, match="unknown row 'relu'; valid: sigmoid-normal"):
+        run("relu")
+
+
+def test_verdict_and_summary():
+    assert verdict([0.95, 0.96, 0.97], 0.955).startswith("inside")
+    assert verdict([0.92, 0.93, 0.94], 0.9444) == \
+        "outside: report is 0.0044 above the seed range, 0.4 std"
+    assert verdict([0.5], None) == "the report gives no figure"
+    results = [RunResult("relu-he", s, 0.15 + s / 100, 0.95 + s / 100, np.zeros(1), 1.0)
+               for s in range(3)]
+    (summary,) = summarize(results)
+    assert summary["seeds"] == [0, 1, 2]
+    assert summary["acc_mean"] == pytest.approx(0.96) and summary["acc_std"] == pytest.approx(0.01)
+    assert summary["acc_min"] == 0.95 and summary["report_accuracy"] == 0.9521
+    assert summary["acc_verdict"].startswith("inside")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "mlp_lib", *args], capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_cli_help_and_rows():
+    out = _cli("--help")
+    assert out.returncode == 0 and "reproduce" in out.stdout and "rows" in out.stdout
+    out = _cli("reproduce", "--help")
+    assert "--json" in out.stdout and "--seed" in out.stdout
+    out = _cli("rows")
+    assert out.returncode == 0 and out.stdout.count("\n") == len(ROWS)
+
+
+def test_cli_bad_row_is_one_line_error():
+    out = _cli("reproduce", "nope")
+    assert out.returncode != 0 and "unknown row nope" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_cli_reproduces_relu_he_const():
+    """The acceptance check of the core issue: 3 full epochs (about a minute)."""
+    out = _cli("reproduce", "relu-he-const", "--seed", "0", "--json", "--quiet")
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["row"] == "relu-he-const" and record["seed"] == 0
+    assert abs(record["test_accuracy"] - 0.9723) < 0.005

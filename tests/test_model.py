@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+from conftest import numerical_gradient, relative_error
+
+from mlp_lib import MLP
+
+
+def _sizes(depth):
+    """Small nets of `depth` weight layers: [7, 6, 5, ..., 4 classes]."""
+    return [7] + list(range(6, 6 - (depth - 1), -1)) + [4]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+@pytest.mark.parametrize("depth", [2, 3, 4, 5, 6])
+def test_gradients_match_central_differences(depth, activation):
+    rng = np.random.default_rng(depth)
+    model = MLP(_sizes(depth), activation, "xavier", seed=depth)
+    for b in model.biases:          # nonzero biases so their gradients are tested too
+        b[:] = rng.normal(scale=0.1, size=b.shape)
+    x = rng.normal(size=(5, 7))
+    labels = rng.integers(0, 4, size=5)
+    loss, weight_grads, bias_grads = model.gradients(x, labels)
+    assert loss == pytest.approx(model.loss(x, labels), rel=1e-12)
+    errors = []
+    for params, grads in ((model.weights, weight_grads), (model.biases, bias_grads)):
+        for p, g in zip(params, grads):
+            assert g.shape == p.shape
+            errors.append(relative_error(g, numerical_gradient(lambda: model.loss(x, labels), p)))
+    assert max(errors) < 1e-6, errors
+
+
+def test_report_sized_net_gradient_on_a_few_weights():
+    model = MLP([784, 512, 256, 64, 10], "relu", "he", seed=0)
+    rng = np.random.default_rng(0)
+    x, labels = rng.random((2, 784)), np.array([3, 7])
+    _, weight_grads, bias_grads = model.gradients(x, labels)
+    for layer in range(4):
+        w = model.weights[layer]
+        for _ in range(3):
+            i, j = rng.integers(w.shape[0]), rng.integers(w.shape[1])
+            saved = w[i, j]
+            w[i, j] = saved + 1e-6
+            up = model.loss(x, labels)
+            w[i, j] = saved - 1e-6
+            down = model.loss(x, labels)
+            w[i, j] = saved
+            numeric = (up - down) / 2e-6
+            assert abs(numeric - weight_grads[layer][i, j]) <= 1e-6 * max(1e-3, abs(numeric))
+
+
+def test_gradients_are_means_over_rows():
+    model = MLP([6, 5, 3], "sigmoid", "normal", seed=1)
+    x = np.random.default_rng(1).random((4, 6))
+    labels = np.array([0, 2, 1, 2])
+    loss, wg, bg = model.gradients(x, labels)
+    single = [model.gradients(x[i], labels[i]) for i in range(4)]
+    assert loss == pytest.approx(np.mean([s[0] for s in single]))
+    for layer in range(2):
+        assert np.allclose(wg[layer], np.mean([s[1][layer] for s in single], axis=0))
+        assert np.allclose(bg[layer], np.mean([s[2][layer] for s in single], axis=0))
+
+
+def test_one_sample_and_batch_agree():
+    model = MLP([784, 32, 10], seed=0)
+    x = np.random.default_rng(0).random((3, 784))
+    probs = model.forward(x)
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1)
+    assert np.allclose(model.forward(x[1]), probs[1])
+    assert model.predict(x[1]) == model.predict(x)[1] == probs[1].argmax()
+    assert np.array_equal(model.predict_proba(x), probs)
+
+
+def test_float32_model_stays_float32():
+    model = MLP([20, 8, 3], dtype=np.float32, seed=0)
+    x = np.random.default_rng(0).random((4, 20))
+    loss, wg, bg = model.gradients(x, [0, 1, 2, 0])
+    assert all(w.dtype == np.float32 for w in model.weights + wg + bg)
+    assert model.forward(x).dtype == np.float32
+
+
+def test_same_seed_same_weights_and_generator_accepted():
+    a = MLP([10, 5, 2], seed=3)
+    b = MLP([10, 5, 2], seed=np.random.default_rng(3))
+    assert all(np.array_equal(u, v) for u, v in zip(a.weights, b.weights))
+    c = MLP([10, 5, 2], seed=4)
+    assert not np.array_equal(a.weights[0], c.weights[0])
+
+
+def test_copy_is_deep():
+    a = MLP([4, 3, 2], seed=0)
+    b = a.copy()
+    b.weights[0][:] = 0
+    assert a.weights[0].any() and b.layer_sizes == a.layer_sizes
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(layer_sizes=[784]), "at least two positive ints"),
+    (dict(layer_sizes=[784, 0, 10]), "at least two positive ints"),
+    (dict(layer_sizes=[784, 10], activation="tanhh"), "unknown activation 'tanhh'; valid: sigmoid, relu"),
+    (dict(layer_sizes=[784, 10], init="zeros"), "unknown init 'zeros'; valid: normal, uniform, xavier, he"),
+    (dict(layer_sizes=[784, 10], dtype=np.int32), "float32 or float64"),
+    (dict(layer_sizes=[784, 10], seed=-1), "seed must be"),
+])
+def test_bad_constructor_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MLP(**kwargs)
+
+
+def test_bad_inputs_and_labels():
+    model = MLP([5, 4, 3], seed=0)
+    before = [w.copy() for w in model.weights]
+    with pytest.raises(ValueError, match=r"shape \(N, 5\) or \(5,\), got \(2, 6\)"):
+        model.forward(np.zeros((2, 6)))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.forward(np.full((1, 5), np.nan))
+    with pytest.raises(TypeError, match="numeric"):
+        model.forward(np.array([["a"] * 5]))
+    with pytest.raises(ValueError, match=r"labels must lie in 0..2, got values in 0..3"):
+        model.gradients(np.zeros((2, 5)), [0, 3])
+    with pytest.raises(ValueError, match="labels must be 2 integers"):
+        model.gradients(np.zeros((2, 5)), [0.0, 1.0])
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.weights))
