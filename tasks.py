@@ -62,7 +62,7 @@ def reproduce():
                    "--ExecutePreprocessor.kernel_name=python3", notebook)
         if code:
             return code
-    return run(PYTHON, "-m", "mlp_lib", "readme-table")
+    return run(PYTHON, "-m", "mlp_lib", "table", "--update-readme")
 
 
 def test(extra_args=()):

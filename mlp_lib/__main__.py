@@ -48,6 +48,42 @@ def _rows(args):
     return 0
 
 
+README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def _table(args):
+    from pathlib import Path
+
+    from .experiments import ROWS, format_table, load_results, results_path, summarize
+    results = []
+    missing = []
+    for row_id in ROWS:
+        path = results_path(row_id)
+        if path.is_file():
+            results += load_results(path)
+        else:
+            missing.append(row_id)
+    if not results:
+        raise SystemExit("error: no saved results; run the notebooks first "
+                         "(python3 tasks.py reproduce)")
+    table = format_table(summarize(results))
+    if missing:
+        table += f"\n\n(no saved results for: {', '.join(missing)})"
+    if not args.update_readme:
+        print(table)
+        return 0
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = readme.read_text()
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        raise SystemExit(f"error: {readme} lacks the markers {start} ... {end}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+    print(f"updated the results table in {readme}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mlp_lib",
@@ -73,6 +109,13 @@ def main(argv=None):
     rep.set_defaults(func=_reproduce)
     rows = commands.add_parser("rows", help="list the report's rows and their settings")
     rows.set_defaults(func=_rows)
+    table = commands.add_parser(
+        "table", help="the report-vs-reproduced table from the notebooks' saved results",
+        description="Summarise results/*.json (written by the notebooks) as a Markdown "
+                    "table: mean ± std over seeds beside the report, with a verdict.")
+    table.add_argument("--update-readme", action="store_true",
+                       help="write the table into README.md between its results markers")
+    table.set_defaults(func=_table)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -7,11 +7,13 @@ rows and seeds on all cores; ``summarize`` compares seeds with the report.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +22,24 @@ from .model import MLP
 from .schedules import Constant, LinearDecay
 from .train import _progress, evaluate, train_per_sample
 
-__all__ = ["Row", "ROWS", "RunResult", "run", "run_many", "summarize", "verdict"]
+__all__ = ["Row", "ROWS", "RunResult", "run", "run_many", "summarize", "verdict",
+           "format_table", "default_seeds", "quick_mode", "results_path", "save_results",
+           "load_results",
+           "confusion_matrix", "layer_gradient_norms", "run_jobs"]
+
+#: The seeds every notebook uses for every row (never chosen to match the report).
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def quick_mode():
+    """True when ``MLP_LIB_QUICK`` is set to a non-empty value other than 0: the
+    notebooks then run one seed per row (same epochs, same data) for CI."""
+    return os.environ.get("MLP_LIB_QUICK", "") not in ("", "0")
+
+
+def default_seeds():
+    """``SEEDS``, or only the first one in quick mode."""
+    return SEEDS[:1] if quick_mode() else SEEDS
 
 FOUR_LAYER = (784, 512, 256, 64, 10)
 SIX_LAYER = (784, 512, 256, 128, 64, 32, 10)
@@ -102,7 +121,8 @@ def get_row(row_id):
         raise ValueError(f"unknown row {row_id!r}; valid: {', '.join(ROWS)}") from None
 
 
-def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=True):
+def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=True,
+        schedule=None, start_model=None):
     """Train one row of the report from scratch and test it.
 
     Parameters
@@ -118,6 +138,11 @@ def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=Tru
         checks only; the table uses the defaults).
     keep_model : bool
         Keep the trained model in the result.
+    schedule : schedule, optional
+        Override the row's learning-rate schedule (sensitivity checks).
+    start_model : MLP, optional
+        Continue training a copy of this model instead of a fresh one (e.g. a
+        notebook cell run twice); ``seed`` is then only a label.
 
     Returns
     -------
@@ -130,9 +155,12 @@ def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=Tru
     images, labels = load_mnist("train")
     if n_train is not None:
         images, labels = images[:n_train], labels[:n_train]
-    model = MLP(row.layer_sizes, row.activation, row.init, seed=seed)
+    if start_model is not None:
+        model = start_model.copy()
+    else:
+        model = MLP(row.layer_sizes, row.activation, row.init, seed=seed)
     history = train_per_sample(model, images, labels, epochs=epochs or row.epochs,
-                               schedule=row.schedule, progress=progress,
+                               schedule=schedule or row.schedule, progress=progress,
                                on_divergence="stop")
     with np.errstate(all="ignore"):  # a diverged model may hold inf/NaN weights
         test_loss, test_accuracy = evaluate(model, *load_mnist("test"))
@@ -142,32 +170,42 @@ def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=Tru
 
 
 def _run_job(job):
-    row_id, seed, keep_model, kwargs = job
-    return run(row_id, seed, progress=False, keep_model=keep_model, **kwargs)
+    return run(progress=False, **job)
+
+
+def run_jobs(jobs, processes=None, progress=None):
+    """``run(**job)`` for each dict in ``jobs``, in parallel processes (default:
+    one per core); results in the order of ``jobs``.
+
+    Each process trains with one BLAS thread, so two processes use both cores of
+    a 2-core machine. Results are identical to running the jobs one by one.
+    """
+    jobs = list(jobs)
+    for job in jobs:
+        get_row(job["row_id"])
+    processes = min(processes or os.cpu_count() or 1, len(jobs))
+    bar = _progress(progress, len(jobs), "runs")
+    results = []
+    try:
+        if processes <= 1:
+            for job in jobs:
+                results.append(_run_job(job))
+                bar.update(1)
+        else:
+            with ProcessPoolExecutor(processes) as pool:
+                for result in pool.map(_run_job, jobs):
+                    results.append(result)
+                    bar.update(1)
+    finally:
+        bar.close()
+    return results
 
 
 def run_many(row_ids, seeds, processes=None, keep_model=False, progress=None, **kwargs):
-    """Run every (row, seed) pair, in parallel processes (default: one per core).
-
-    Returns the results in the order rows × seeds. Each process trains with one
-    BLAS thread, so two processes use both cores of a 2-core machine fully.
-    """
-    jobs = [(row_id, int(seed), keep_model, kwargs) for row_id in row_ids
-            for seed in seeds]
-    for row_id in row_ids:
-        get_row(row_id)
-    processes = processes or os.cpu_count() or 1
-    if processes == 1 or len(jobs) == 1:
-        return [_run_job(job) for job in jobs]
-    with ProcessPoolExecutor(min(processes, len(jobs))) as pool:
-        bar = _progress(progress, len(jobs), "runs")
-        bar.unit = "run"
-        results = []
-        for result in pool.map(_run_job, jobs):
-            results.append(result)
-            bar.update(1)
-        bar.close()
-    return results
+    """Run every row of ``row_ids`` with every seed (order: rows × seeds), in
+    parallel processes; ``kwargs`` go to ``run``."""
+    return run_jobs([dict(row_id=row_id, seed=int(seed), keep_model=keep_model, **kwargs)
+                     for row_id in row_ids for seed in seeds], processes, progress)
 
 
 def verdict(values, report):
@@ -233,3 +271,53 @@ def format_table(summary):
             f"{fmt(s['acc_std'])} | {fmt(s['acc_min'])}–{fmt(s['acc_max'])} | "
             f"{len(s['seeds'])} | {s['acc_verdict']} |")
     return "\n".join(lines)
+
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+
+
+def results_path(name):
+    """Where the notebooks keep a row's per-seed results: ``results/NAME.json``,
+    or ``results/quick/NAME.json`` in quick mode (not committed), so that a quick
+    run never overwrites the committed full results."""
+    return RESULTS_DIR / ("quick" if quick_mode() else "") / f"{name}.json"
+
+
+def save_results(results, path):
+    """Write results (figures and loss curves, no models) as JSON to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = [dict(r.as_dict(), loss_curve=np.asarray(r.loss_curve).tolist(),
+                    seconds=r.seconds) for r in results]
+    path.write_text(json.dumps(records) + "\n")
+
+
+def load_results(path):
+    """Read what ``save_results`` wrote; a clear error says how to make the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no saved results; execute the notebook that "
+                                f"writes them first (python3 tasks.py reproduce)")
+    return [RunResult(r["row"], r["seed"], r["test_loss"], r["test_accuracy"],
+                      np.array(r["loss_curve"]), r["seconds"], r["diverged_at"])
+            for r in json.loads(path.read_text())]
+
+
+def confusion_matrix(labels, predicted, n_classes=10):
+    """``counts[true, predicted]``: how often each true class got each prediction."""
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(labels), np.asarray(predicted)), 1)
+    return counts
+
+
+def layer_gradient_norms(model, images, labels):
+    """Mean over samples of the Frobenius norm of each layer's weight gradient,
+    ``||∂L/∂W_l||`` for one sample at a time (per-sample SGD's actual step sizes).
+
+    Returns an array of shape (n_layers,), layer 1 first.
+    """
+    norms = np.zeros(model.n_layers)
+    for image, label in zip(images, labels):
+        _, weight_grads, _ = model.gradients(image, label)
+        norms += [np.linalg.norm(g) for g in weight_grads]
+    return norms / len(images)

@@ -39,7 +39,7 @@ from scipy.linalg.blas import get_blas_funcs
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from .functional import log_softmax
+from .functional import ACTIVATIONS, log_softmax
 from .model import MLP, as_generator
 from .schedules import Constant
 
@@ -103,12 +103,32 @@ def _check_positive_int(name, value):
     return int(value)
 
 
-def _diverged(history, step, lr, on_divergence, model):
+def _bad_layer(params, sample, activation):
+    """The first layer (1-based) whose weights or output on ``sample`` are not finite."""
+    act = ACTIVATIONS[activation][0]
+    hidden = sample
+    with np.errstate(all="ignore"):
+        for layer, (weights, bias) in enumerate(params, start=1):
+            if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
+                return layer, "weights"
+            hidden = hidden @ weights + bias
+            if not np.isfinite(hidden).all():
+                return layer, "output"
+            hidden = act(hidden) if layer < len(params) else hidden
+    return len(params), "loss"
+
+
+def _diverged(history, step, lr, on_divergence, model, sample, params):
+    """Record a non-finite loss at ``step``; raise unless asked to go on.
+    ``params`` are the (weights, bias) pairs in use, ``sample`` the input rows."""
     history.diverged_at = step
     if on_divergence == "raise":
+        layer, what = _bad_layer(params, sample, model.activation)
         raise DivergenceError(
             f"training diverged at step {step} (learning rate {lr:g}): the loss is not "
-            f"finite; weights are those before step {step}. {model!r}", step, lr, history)
+            f"finite; the first non-finite {what} is in layer {layer}. The model keeps "
+            f"its weights from before step {step}. Lower the learning rate, or pass "
+            f"on_divergence='stop' or 'continue'.", step, lr, history)
 
 
 @contextmanager
@@ -125,13 +145,31 @@ def _closing(bar, history, losses, start_time):
             n_blocks, history.record_every).mean(axis=1)
 
 
-def _sparse_rows(images):
+def _sparse_rows(images, bias_column=None):
     """CSR view of the images: for row i, ``columns[ptr[i]:ptr[i+1]]`` are the
-    nonzero pixels and ``values[...]`` their intensities."""
+    nonzero pixels and ``values[...]`` their intensities. With ``bias_column``,
+    each row ends with that column and the value 1 (the bias input)."""
     rows, columns = np.nonzero(images)
+    values = images[rows, columns]
     ptr = np.zeros(len(images) + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=len(images)), out=ptr[1:])
-    return ptr, columns, images[rows, columns]
+    if bias_column is not None:
+        columns = np.insert(columns, ptr[1:], bias_column)
+        values = np.insert(values, ptr[1:], 1)
+        ptr += np.arange(len(ptr))
+    return ptr, columns, values
+
+
+@contextmanager
+def _write_back(augmented, model):
+    """Copy the trainer's ``[W; b]`` matrices into the model's own arrays (in
+    place, so references stay valid) however the loop ends."""
+    try:
+        yield
+    finally:
+        for matrix, weights, bias in zip(augmented, model.weights, model.biases):
+            weights[...] = matrix[:-1]
+            bias[...] = matrix[-1]
 
 
 def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
@@ -172,14 +210,19 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
     total = epochs * n_samples
     rates = np.asarray(schedule.values(total), dtype=np.float64)
 
-    ptr, columns, values = _sparse_rows(images)
+    # The report's bias trick without its concatenations: each layer's bias is
+    # an extra last row of its weight matrix, fed by a constant 1 that sits at
+    # the end of a preallocated activation buffer (and at the end of every
+    # image's list of nonzero pixels). One gemv then gives A W + b and one ger
+    # updates both W and b.
+    ptr, columns, values = _sparse_rows(images, bias_column=model.layer_sizes[0])
     ptr = ptr.tolist()                    # Python ints and floats: cheaper in the loop
     label_list = labels.tolist()
     rate_list = rates.tolist()
-    weights, biases = model.weights, model.biases
-    # preallocated so that no step allocates (large temporaries cost page faults)
-    row_buffer = np.empty_like(weights[0])
-    ger = get_blas_funcs("ger", (weights[0],))
+    dtype = model.dtype
+    augmented = [np.vstack((w, b[None, :])) for w, b in zip(model.weights, model.biases)]
+    buffers = [None] + [np.ones(n + 1, dtype) for n in model.layer_sizes[1:-1]]
+    ger = get_blas_funcs("ger", (augmented[0],))
     sigmoid_hidden = model.activation == "sigmoid"
     n_layers = model.n_layers
 
@@ -188,9 +231,10 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
     start_time = time.perf_counter()
     bar = _progress(progress, total, "per-sample SGD")
     step = 0
-    # one BLAS thread: each call is far too small to gain from more, and threads
+    # one BLAS thread: each call is far too small to gain from more, and thread
     # hand-offs cost more than the work (measured: about 2x slower with two)
-    with threadpool_limits(1), _closing(bar, history, losses, start_time):
+    with threadpool_limits(1), _closing(bar, history, losses, start_time), \
+            _write_back(augmented, model):
         for _ in range(epochs):
             for i in range(n_samples):
                 lr = rate_list[step]
@@ -198,23 +242,19 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
                 lo, hi = ptr[i], ptr[i + 1]
                 pixels, intensities = columns[lo:hi], values[lo:hi]
                 # ---- forward: Z_l = A_{l-1} W_l + b_l, A_l = act(Z_l)
-                first_rows = row_buffer[:hi - lo]        # rows of W_1 that x touches
-                np.take(weights[0], pixels, axis=0, out=first_rows)
+                first_rows = augmented[0][pixels]        # rows of [W_1; b_1] that x touches
                 hidden = intensities @ first_rows
-                hidden += biases[0]
-                activations = [None]                     # A_0 is handled sparsely
                 for layer in range(1, n_layers):
+                    activation = buffers[layer][:-1]     # [A_l, 1]: write A_l in place
                     if sigmoid_hidden:                   # σ(z) = 1 / (1 + e^{-z})
-                        np.negative(hidden, out=hidden)
+                        np.negative(hidden, out=activation)
                         with np.errstate(over="ignore"):
-                            np.exp(hidden, out=hidden)
-                        hidden += 1
-                        np.reciprocal(hidden, out=hidden)
+                            np.exp(activation, out=activation)
+                        activation += 1
+                        np.reciprocal(activation, out=activation)
                     else:                                # max(0, z)
-                        np.maximum(hidden, 0, out=hidden)
-                    activations.append(hidden)
-                    hidden = hidden @ weights[layer]
-                    hidden += biases[layer]
+                        np.maximum(hidden, 0, out=activation)
+                    hidden = buffers[layer] @ augmented[layer]
                 # ---- loss: -ln softmax(z)_y = ln Σ e^{z_j - m} + m - z_y
                 top = hidden.max()
                 exps = np.exp(hidden - top)
@@ -222,7 +262,8 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
                 loss = math.log(total_exp) + top - hidden[label]
                 losses[step] = loss
                 if not math.isfinite(loss):
-                    _diverged(history, step, lr, on_divergence, model)
+                    _diverged(history, step, lr, on_divergence, model, images[i],
+                              [(m[:-1], m[-1]) for m in augmented])
                     if on_divergence == "stop":
                         break
                 # ---- backward: δ_L = ŷ - y; grads from the weights before update
@@ -230,19 +271,18 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
                 grad /= total_exp
                 grad[label] -= 1
                 for layer in range(n_layers - 1, 0, -1):
-                    below = activations[layer]
-                    grad_below = weights[layer] @ grad              # δ_l W_lᵀ
-                    ger(-lr, grad, below, a=weights[layer].T, overwrite_a=1)  # W -= η a δᵀ
-                    biases[layer] -= lr * grad                      # b -= η δ
-                    if sigmoid_hidden:                              # ⊙ σ'(z) = a (1 - a)
-                        grad_below *= below
-                        grad_below *= 1 - below
-                    else:                                           # ⊙ relu'(z) = [a > 0]
-                        grad_below *= below > 0
+                    below = buffers[layer]                                # [A_{l-1}, 1]
+                    grad_below = augmented[layer][:-1] @ grad             # δ_l W_lᵀ
+                    ger(-lr, grad, below, a=augmented[layer].T, overwrite_a=1)  # [W; b] -= η [a, 1]ᵀ δ
+                    activation = below[:-1]
+                    if sigmoid_hidden:                                    # ⊙ σ'(z) = a (1 - a)
+                        grad_below *= activation
+                        grad_below *= 1 - activation
+                    else:                                                 # ⊙ relu'(z) = [a > 0]
+                        grad_below *= activation > 0
                     grad = grad_below
                 ger(-lr, grad, intensities, a=first_rows.T, overwrite_a=1)
-                weights[0][pixels] = first_rows
-                biases[0] -= lr * grad
+                augmented[0][pixels] = first_rows
                 step += 1
                 history.steps = step
                 if step % record_every == 0:
@@ -290,7 +330,8 @@ def train_minibatch(model: MLP, images, labels, epochs=1, batch_size=128,
                 loss = -log_probs[np.arange(len(rows)), batch_labels].mean()
                 losses[step] = loss
                 if not math.isfinite(loss):
-                    _diverged(history, step, rates[step], on_divergence, model)
+                    _diverged(history, step, rates[step], on_divergence, model, batch,
+                              list(zip(model.weights, model.biases)))
                     if on_divergence == "stop":
                         break
                 weight_grads, bias_grads = model.backward(probs, cache, batch_labels)

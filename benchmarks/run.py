@@ -1,0 +1,209 @@
+"""Benchmark suite: prints side-by-side timings, ratios and exactness.
+
+    python3 tasks.py bench                 # parts 1 and 2
+    python3 tasks.py bench --reproduction  # also part 3 (all rows x 5 seeds, ~30 min)
+
+1. Per-sample SGD: the report's loop (``report_loop.py``) against
+   ``mlp_lib.train_per_sample`` from the same initial weights on the same data:
+   µs per step, speed-up, and the max abs weight difference after 2,000 steps.
+2. Mini-batch SGD (batch 128, 784-512-256-64-10 ReLU, float32, 1 epoch):
+   mlp_lib against PyTorch CPU and scikit-learn's MLPClassifier when installed
+   (``pip install -e .[bench]``), and GFLOP/s against a measured matmul peak.
+3. Reproduction throughput: wall time of all SPEC.md rows x 5 seeds.
+
+Timings are medians of repeats taken in one run, so ratios compare like with
+like on a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report_loop import report_train, report_weights  # noqa: E402
+
+from mlp_lib import MLP, Constant, experiments, load_mnist, train_minibatch  # noqa: E402
+from mlp_lib import train_per_sample  # noqa: E402
+
+FOUR = [784, 512, 256, 64, 10]
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def per_sample(images, labels, steps, repeats):
+    print(f"\n## 1. Per-sample SGD ({steps} steps, 784-512-256-64-10 ReLU, float64)")
+    model = MLP(FOUR, "relu", "he", seed=0)
+    rates = Constant(0.01).values(steps)
+    rows = []
+    report_times, exact_ref = [], None
+    for _ in range(max(1, repeats // 2)):
+        matrices = report_weights(model)
+        start = time.perf_counter()
+        report_train(matrices, images, labels, rates, "relu")
+        report_times.append(time.perf_counter() - start)
+        exact_ref = matrices
+    ours_times, trained = [], None
+    for _ in range(repeats):
+        trained = model.copy()
+        history = train_per_sample(trained, images[:steps], labels[:steps], epochs=1,
+                                   schedule=Constant(0.01), progress=False)
+        ours_times.append(history.seconds)
+    diff = max(np.abs(a - b).max() for a, b in zip(report_weights(trained), exact_ref))
+    report_us = statistics.median(report_times) / steps * 1e6
+    ours_us = statistics.median(ours_times) / steps * 1e6
+    rows.append(("report's loop (concatenate, matmul, outer products)", report_us, 1.0))
+    rows.append(("mlp_lib.train_per_sample", ours_us, report_us / ours_us))
+    print(f"| implementation | µs/step (median) | speed-up |\n|---|---|---|")
+    for name, us, ratio in rows:
+        print(f"| {name} | {us:.1f} | {ratio:.1f}× |")
+    print(f"\nmax |W_report - W_mlp_lib| after {steps} steps: {diff:.2e} "
+          f"({'≤' if diff <= 1e-9 else '>'} 1e-9)")
+    print(f"3-epoch row at this speed: {ours_us * 180000 / 1e6:.0f} s "
+          f"(report's loop: {report_us * 180000 / 60e6:.0f} min)")
+    return {"report_us": report_us, "ours_us": ours_us, "speedup": report_us / ours_us,
+            "max_diff": diff}
+
+
+def matmul_peak(repeats=5):
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    b = a.copy()
+    a @ b
+    seconds, _ = median_time(lambda: a @ b, repeats)
+    return 2 * 2048 ** 3 / seconds / 1e9
+
+
+def epoch_flops(n_samples, sizes=FOUR):
+    """Forward 2·MAC, backward 4·MAC (input gradient + weight gradient) per layer;
+    layer 1 needs no input gradient."""
+    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return n_samples * (2 * sum(macs) + 4 * sum(macs) - 2 * macs[0])
+
+
+def minibatch(images, labels, repeats, threads):
+    print(f"\n## 2. Mini-batch SGD (batch 128, 784-512-256-64-10 ReLU, float32, 1 epoch, "
+          f"{threads} threads)")
+    x32 = images.astype(np.float32)
+    rows = []
+
+    def ours():
+        model = MLP(FOUR, "relu", "he", seed=0, dtype=np.float32)
+        train_minibatch(model, x32, labels, epochs=1, batch_size=128,
+                        schedule=Constant(0.05), seed=0, progress=False)
+    with threadpool_limits(threads):
+        peak = matmul_peak()
+        ours_s, _ = median_time(ours, repeats)
+    rows.append(("mlp_lib.train_minibatch", ours_s))
+
+    try:
+        import torch
+        torch.set_num_threads(threads)
+        tx, ty = torch.from_numpy(x32), torch.from_numpy(labels)
+
+        def torch_epoch():
+            torch.manual_seed(0)
+            layers = []
+            for a, b in zip(FOUR[:-1], FOUR[1:]):
+                layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+            net = torch.nn.Sequential(*layers[:-1])
+            opt = torch.optim.SGD(net.parameters(), lr=0.05)
+            loss_fn = torch.nn.CrossEntropyLoss()
+            order = torch.randperm(len(tx))
+            for start in range(0, len(tx), 128):
+                rows_ = order[start:start + 128]
+                opt.zero_grad(set_to_none=True)
+                loss_fn(net(tx[rows_]), ty[rows_]).backward()
+                opt.step()
+        rows.append((f"PyTorch {torch.__version__} CPU", median_time(torch_epoch, repeats)[0]))
+    except ImportError:
+        rows.append(("PyTorch CPU", None))
+
+    try:
+        import warnings
+
+        import sklearn
+        from sklearn.neural_network import MLPClassifier
+
+        def sklearn_epoch():
+            clf = MLPClassifier(hidden_layer_sizes=FOUR[1:-1], activation="relu",
+                                solver="sgd", batch_size=128, learning_rate_init=0.05,
+                                momentum=0.0, max_iter=1, shuffle=True, random_state=0,
+                                alpha=0.0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.fit(x32, labels)
+        with threadpool_limits(threads):
+            rows.append((f"scikit-learn {sklearn.__version__} MLPClassifier",
+                         median_time(sklearn_epoch, repeats)[0]))
+    except ImportError:
+        rows.append(("scikit-learn MLPClassifier", None))
+
+    flops = epoch_flops(len(images))
+    print(f"matmul peak (2048×2048 float32, {threads} threads): {peak:.1f} GFLOP/s")
+    print("| implementation | s/epoch (median) | mlp_lib speed ratio | GFLOP/s | % of peak |")
+    print("|---|---|---|---|---|")
+    for name, seconds in rows:
+        if seconds is None:
+            print(f"| {name} | skipped (not installed: pip install -e .[bench]) | | | |")
+            continue
+        print(f"| {name} | {seconds:.2f} | {seconds / ours_s:.2f}× | "
+              f"{flops / seconds / 1e9:.1f} | {100 * flops / seconds / 1e9 / peak:.0f}% |")
+    return dict(rows)
+
+
+def reproduction(processes):
+    print("\n## 3. Reproduction throughput: all SPEC.md rows × 5 seeds")
+    start = time.perf_counter()
+    results = experiments.run_many(list(experiments.ROWS), experiments.SEEDS,
+                                   processes=processes)
+    wall = time.perf_counter() - start
+    busy = sum(r.seconds for r in results)
+    print(f"{len(results)} runs in {wall / 60:.1f} min wall ({busy / 60:.1f} min of run time, "
+          f"{processes or os.cpu_count()} processes)")
+    return wall
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=2000, help="per-sample steps (2000)")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats per timing (5)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads for the mini-batch part (all cores)")
+    parser.add_argument("--reproduction", action="store_true",
+                        help="also time all rows × 5 seeds (about half an hour)")
+    parser.add_argument("--skip-per-sample", action="store_true")
+    parser.add_argument("--skip-minibatch", action="store_true")
+    args = parser.parse_args(argv)
+    blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+                     for i in threadpool_info())
+    print(f"# mlp_lib benchmarks\n\nmachine: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
+          f"BLAS: {blas}")
+    images, labels = load_mnist("train")
+    if not args.skip_per_sample:
+        per_sample(images, labels, args.steps, args.repeats)
+    if not args.skip_minibatch:
+        minibatch(images, labels, args.repeats, args.threads)
+    if args.reproduction:
+        reproduction(None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

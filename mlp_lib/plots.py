@@ -1,0 +1,147 @@
+"""The notebooks' figures. Each function draws on a new (or given) Axes and
+returns the Figure, with a title, axis labels and, where several things are
+drawn, a legend."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["digit_grid", "network_diagram", "loss_curves", "confusion", "accuracy_bars",
+           "gradient_norms"]
+
+
+def _axes(ax, figsize):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def digit_grid(images, titles, n_cols=8, title="", cmap="gray_r"):
+    """Images (N, 784) as a grid of 28×28 digits, each titled by ``titles[i]``."""
+    n = len(images)
+    n_rows = -(-n // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols, 1.5 * n_rows + 0.4),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, titles):
+        ax.imshow(np.asarray(image).reshape(28, 28), cmap=cmap, vmin=0, vmax=1)
+        ax.set_title(str(label), fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def network_diagram(layer_sizes, activation="sigmoid", ax=None):
+    """Boxes for the layers of an MLP, with sizes and the maths between them."""
+    fig, ax = _axes(ax, (2.2 * len(layer_sizes), 3))
+    n = len(layer_sizes)
+    top = max(np.log2(layer_sizes))
+    for i, size in enumerate(layer_sizes):
+        height = 0.3 + 0.7 * np.log2(size) / top
+        colour = "#cfe2f3" if i == 0 else "#f9cb9c" if i == n - 1 else "#d9ead3"
+        ax.add_patch(plt.Rectangle((i - 0.2, -height / 2), 0.4, height, fc=colour, ec="k"))
+        name = "input x" if i == 0 else "softmax ŷ" if i == n - 1 else f"hidden {i}"
+        ax.text(i, height / 2 + 0.06, f"{name}\n{size}", ha="center", va="bottom", fontsize=9)
+        if i:
+            ax.annotate("", (i - 0.2, 0), (i - 0.8, 0), arrowprops=dict(arrowstyle="->"))
+            act = "softmax" if i == n - 1 else activation
+            ax.text(i - 0.5, -0.12, f"W{i}, b{i}\n{act}", ha="center", va="top", fontsize=8)
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_ylim(-0.75, 0.9)
+    ax.axis("off")
+    ax.set_title(f"{n - 1}-layer MLP: " + " → ".join(map(str, layer_sizes)))
+    return fig
+
+
+def loss_curves(curves, record_every=100, steps_per_epoch=60000, title="Training loss",
+                ax=None, log=True):
+    """Running-mean training loss against the step.
+
+    ``curves`` maps a label to one curve or to several (one per seed, same
+    length): the mean is drawn as a line and the min–max over seeds as a band.
+    Epoch boundaries are marked.
+    """
+    fig, ax = _axes(ax, (9, 4.5))
+    for label, runs in curves.items():
+        runs = np.atleast_2d(np.asarray(runs, dtype=float))
+        steps = (np.arange(runs.shape[1]) + 1) * record_every
+        line, = ax.plot(steps, runs.mean(axis=0), lw=1,
+                        label=label + (f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""))
+        if len(runs) > 1:
+            ax.fill_between(steps, runs.min(axis=0), runs.max(axis=0), alpha=0.2,
+                            color=line.get_color(), lw=0)
+    n_steps = max(np.atleast_2d(r).shape[1] for r in curves.values()) * record_every
+    for epoch_end in range(steps_per_epoch, n_steps, steps_per_epoch):
+        ax.axvline(epoch_end, color="grey", ls=":", lw=1)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step (one image per step)")
+    ax.set_ylabel(f"mean cross-entropy of the last {record_every} steps")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def confusion(counts, title="Confusion matrix (test set)", ax=None):
+    """A 10×10 count matrix with the counts written in the cells."""
+    fig, ax = _axes(ax, (6, 5.2))
+    image = ax.imshow(np.log1p(counts), cmap="Blues")
+    for (i, j), value in np.ndenumerate(counts):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                color="white" if value > counts.max() / 3 else "black")
+    ax.set_xticks(range(counts.shape[1]))
+    ax.set_yticks(range(counts.shape[0]))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="log(1 + count)")
+    return fig
+
+
+def accuracy_bars(summary, title="Test accuracy per row", ax=None):
+    """Mean accuracy per row (bars), min–max over seeds (error bars), the
+    report's figure (black marks)."""
+    fig, ax = _axes(ax, (10, 4.5))
+    x = np.arange(len(summary))
+    means = np.array([s["acc_mean"] for s in summary])
+    low = means - np.array([s["acc_min"] for s in summary])
+    high = np.array([s["acc_max"] for s in summary]) - means
+    ax.bar(x, means, color="#9fc5e8", label="reproduced: mean over seeds")
+    ax.errorbar(x, means, yerr=[low, high], fmt="none", ecolor="k", capsize=4,
+                label="min–max over seeds")
+    reported = [(i, s["report_accuracy"]) for i, s in enumerate(summary)
+                if s["report_accuracy"] is not None]
+    if reported:
+        ax.scatter(*zip(*reported), marker="_", s=900, color="crimson", zorder=3,
+                   label="report (one run)")
+    ax.set_xticks(x, [s["row"] for s in summary], rotation=20)
+    finite = means[np.isfinite(means)]
+    ax.set_ylim(max(0, min(finite.min(), 0.9) - 0.02), 1.0)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def gradient_norms(norms_by_label, title="Gradient size per layer", ax=None):
+    """Grouped bars: mean per-sample ``||∂L/∂W_l||`` for each layer (log scale)."""
+    fig, ax = _axes(ax, (8, 4))
+    labels = list(norms_by_label)
+    n_layers = len(next(iter(norms_by_label.values())))
+    width = 0.8 / len(labels)
+    for k, label in enumerate(labels):
+        ax.bar(np.arange(n_layers) + (k - (len(labels) - 1) / 2) * width,
+               norms_by_label[label], width, label=label)
+    ax.set_xticks(range(n_layers), [f"W{l + 1}" for l in range(n_layers)])
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (W1 next to the input)")
+    ax.set_ylabel("mean per-sample ‖∂L/∂W‖ (Frobenius)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return fig
