@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .functional import ACTIVATIONS, log_softmax
 from .model import MLP, as_generator

@@ -1,0 +1,65 @@
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mlp_lib import MLP, experiments, plots  # noqa: E402
+from mlp_lib.experiments import RunResult  # noqa: E402
+
+
+def _titled(fig):
+    axes = [ax for ax in fig.axes if ax.get_title() or fig._suptitle is not None]
+    plt.close(fig)
+    return bool(axes)
+
+
+def test_every_figure_has_title_and_labels():
+    rng = np.random.default_rng(0)
+    curves = {"a": rng.random((3, 50)), "b": rng.random(50)}
+    fig = plots.loss_curves(curves, record_every=100, steps_per_epoch=2000)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
+    assert _titled(fig)
+    fig = plots.confusion(np.eye(10, dtype=int) * 5)
+    assert fig.axes[0].get_xlabel() == "predicted digit" and _titled(fig)
+    summary = experiments.summarize(
+        [RunResult("relu-he", s, 0.2, 0.95 + s / 100, np.zeros(1), 1.0) for s in range(3)])
+    fig = plots.accuracy_bars(summary)
+    assert fig.axes[0].get_ylabel() == "test accuracy" and _titled(fig)
+    fig = plots.gradient_norms({"x": [1.0, 2.0], "y": [0.5, 3.0]})
+    assert fig.axes[0].get_legend() is not None and _titled(fig)
+    assert _titled(plots.digit_grid(rng.random((5, 784)), list("abcde"), title="digits"))
+    assert _titled(plots.network_diagram([784, 20, 10]))
+
+
+def test_results_roundtrip(tmp_path):
+    results = [RunResult("relu-he", 1, 0.2, 0.95, np.arange(3.0), 12.5, None)]
+    path = tmp_path / "sub" / "r.json"
+    experiments.save_results(results, path)
+    (back,) = experiments.load_results(path)
+    assert (back.row, back.seed, back.test_loss, back.test_accuracy) == ("relu-he", 1, 0.2, 0.95)
+    assert np.array_equal(back.loss_curve, np.arange(3.0)) and back.diverged_at is None
+    with pytest.raises(FileNotFoundError, match="tasks.py reproduce"):
+        experiments.load_results(tmp_path / "missing.json")
+
+
+def test_quick_mode_seeds_and_paths(monkeypatch):
+    monkeypatch.setenv("MLP_LIB_QUICK", "1")
+    assert experiments.default_seeds() == (0,)
+    assert experiments.results_path("x").parent.name == "quick"
+    monkeypatch.setenv("MLP_LIB_QUICK", "0")
+    assert experiments.default_seeds() == (0, 1, 2, 3, 4)
+    assert experiments.results_path("x").parent.name == "results"
+
+
+def test_confusion_matrix_and_gradient_norms():
+    counts = experiments.confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2], n_classes=3)
+    assert counts.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    model = MLP([4, 3, 2], "sigmoid", "normal", seed=0)
+    x, y = np.random.default_rng(0).random((2, 4)), np.array([0, 1])
+    norms = experiments.layer_gradient_norms(model, x, y)
+    expected = np.mean([[np.linalg.norm(g) for g in model.gradients(x[i], y[i])[1]]
+                        for i in range(2)], axis=0)
+    assert np.allclose(norms, expected)
