@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Constant", "LinearDecay"]
+__all__ = ["Constant", "LinearDecay", "schedule_to_dict", "schedule_from_dict"]
 
 
 def _check_rate(name, value):
@@ -59,3 +59,23 @@ class LinearDecay:
 
     def __repr__(self):
         return f"LinearDecay({self.start:g}, {self.end:g}, {self.n_steps})"
+
+
+def schedule_to_dict(schedule):
+    """A JSON-ready description of a schedule (for checkpoints)."""
+    if isinstance(schedule, Constant):
+        return {"name": "constant", "lr": schedule.lr}
+    if isinstance(schedule, LinearDecay):
+        return {"name": "linear_decay", "start": schedule.start, "end": schedule.end,
+                "n_steps": schedule.n_steps}
+    raise ValueError(f"cannot describe schedule {schedule!r}; use Constant or LinearDecay")
+
+
+def schedule_from_dict(description):
+    """The schedule that ``schedule_to_dict`` described."""
+    kinds = {"constant": Constant, "linear_decay": LinearDecay}
+    params = dict(description)
+    name = params.pop("name", None)
+    if name not in kinds:
+        raise ValueError(f"unknown schedule {name!r}; valid: {', '.join(kinds)}")
+    return kinds[name](**params)

@@ -14,7 +14,9 @@ forms ``loss_curve`` (the report prints that mean every 100 steps).
 
 The per-sample engine computes exactly these equations, but fast:
 
-* the bias is a separate vector (no ``concatenate`` of a 1 per layer);
+* the bias is the last row of each weight matrix, fed by a constant 1 kept at
+  the end of a preallocated activation buffer (the report's bias trick without
+  a ``concatenate`` per layer);
 * only the nonzero pixels touch layer 1: MNIST is about 81% zeros, and the
   gradient of a weight row whose input is 0 is exactly 0, so those rows are
   neither read nor written (the input's own gradient is never computed);
@@ -29,7 +31,9 @@ a plain loop written from SPEC.md.
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,10 +44,12 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .functional import ACTIVATIONS, log_softmax
+from .checkpoint import TrainingState, data_fingerprint, save_checkpoint
 from .model import MLP, as_generator
-from .schedules import Constant
+from .schedules import Constant, schedule_from_dict, schedule_to_dict
 
-__all__ = ["History", "DivergenceError", "train_per_sample", "train_minibatch", "evaluate"]
+__all__ = ["History", "DivergenceError", "TrainingInterrupted", "train_per_sample",
+           "train_minibatch", "evaluate"]
 
 
 @dataclass
@@ -53,19 +59,25 @@ class History:
     Attributes
     ----------
     loss_curve : ndarray
-        Mean training loss of each block of ``record_every`` steps.
+        Mean training loss of each complete block of ``record_every`` steps.
+    losses : ndarray
+        The loss of every step taken (including steps before a resume).
     record_every : int
         Steps per entry of ``loss_curve``.
     steps : int
-        Steps taken (per-sample: images; mini-batch: batches).
+        Steps done (per-sample: images; mini-batch: batches), counting from the
+        start of the run, resumed or not.
     seconds : float
-        Wall time of the loop.
+        Wall time of this call's loop.
     diverged_at : int or None
         The step whose loss was not finite, if training stopped there.
+    epoch_loss : list of float
+        Mini-batch only: mean batch loss of each epoch completed in this call.
     """
 
     loss_curve: np.ndarray
     record_every: int
+    losses: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     steps: int = 0
     seconds: float = 0.0
     diverged_at: int | None = None
@@ -81,11 +93,20 @@ class DivergenceError(FloatingPointError):
         self.step, self.lr, self.history = step, lr, history
 
 
-def _progress(progress, total, desc):
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training. The model holds the weights after the last
+    complete step; ``checkpoint`` is the file saved for resuming (or None)."""
+
+    def __init__(self, message, step, checkpoint, history):
+        super().__init__(message)
+        self.step, self.checkpoint, self.history = step, checkpoint, history
+
+
+def _progress(progress, total, desc, initial=0):
     """A tqdm bar; ``progress=None`` shows it only when stderr is a terminal."""
     if progress is None:
         progress = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="step", unit_scale=True,
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", unit_scale=True,
                 disable=not progress, mininterval=0.5, leave=False)
 
 
@@ -98,9 +119,45 @@ def _check_data(model, images, labels):
 
 
 def _check_positive_int(name, value):
-    if not isinstance(value, (int, np.integer)) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def _settings(trainer, images, labels, resume, epochs, schedule, record_every,
+              default_epochs, default_lr, batch_size=None):
+    """Validated (epochs, schedule, record_every, start_step, past_losses).
+
+    On resume the state's settings are used; any that the caller also gave
+    must agree with them."""
+    fingerprint = data_fingerprint(images, labels)
+    if resume is None:
+        epochs = _check_positive_int("epochs", default_epochs if epochs is None else epochs)
+        schedule = Constant(default_lr) if schedule is None else schedule
+        if not callable(schedule) or not hasattr(schedule, "values"):
+            raise ValueError(f"schedule must be a schedule from mlp_lib.schedules, "
+                             f"got {schedule!r}")
+        record_every = _check_positive_int("record_every",
+                                           100 if record_every is None else record_every)
+        return epochs, schedule, record_every, 0, np.empty(0), fingerprint
+    if not isinstance(resume, TrainingState):
+        raise ValueError(f"resume must be a TrainingState from load_checkpoint, got "
+                         f"{type(resume).__name__}")
+    saved = {"trainer": resume.trainer, "epochs": resume.epochs,
+             "record_every": resume.record_every, "data": resume.fingerprint,
+             "batch_size": resume.batch_size}
+    given = {"trainer": trainer, "epochs": epochs if epochs is not None else resume.epochs,
+             "record_every": record_every if record_every is not None else resume.record_every,
+             "data": fingerprint, "batch_size": batch_size}
+    if schedule is not None and schedule_to_dict(schedule) != resume.schedule:
+        raise ValueError(f"resume: schedule {schedule!r} differs from the checkpoint's "
+                         f"{resume.schedule}")
+    for key in saved:
+        if saved[key] != given[key]:
+            raise ValueError(f"resume: {key} {given[key]!r} differs from the checkpoint's "
+                             f"{saved[key]!r} (resume with the same data and settings)")
+    return (resume.epochs, schedule_from_dict(resume.schedule), resume.record_every,
+            resume.step, np.asarray(resume.losses, dtype=np.float64), fingerprint)
 
 
 def _bad_layer(params, sample, activation):
@@ -134,15 +191,47 @@ def _diverged(history, step, lr, on_divergence, model, sample, params):
 @contextmanager
 def _closing(bar, history, losses, start_time):
     """Close the bar and complete ``history`` however the loop ends (including
-    an error or Ctrl-C): time, and the block means of the steps taken."""
+    an error or Ctrl-C): time, losses and the block means of the steps taken."""
     try:
         yield
     finally:
         bar.close()
         history.seconds = time.perf_counter() - start_time
+        history.losses = losses[:history.steps].copy()
         n_blocks = history.steps // history.record_every
         history.loss_curve = losses[:n_blocks * history.record_every].reshape(
             n_blocks, history.record_every).mean(axis=1)
+
+
+@contextmanager
+def _sigint_flag():
+    """Turn Ctrl-C into a flag that the loop checks between steps, so that an
+    interruption never leaves a step half applied. Yields a one-item list."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag[0] = True
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(step, checkpoint, model, state, history):
+    """Save a checkpoint (if a path was given) and build the exception."""
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model, state)
+        how = (f"checkpoint saved to {checkpoint}; resume with "
+               f"load_checkpoint({str(checkpoint)!r}) and resume=state "
+               f"(CLI: python -m mlp_lib train --resume {checkpoint})")
+    else:
+        how = "no checkpoint path was given, so nothing was saved"
+    return TrainingInterrupted(f"training interrupted after step {step}: {how}",
+                               step, checkpoint, history)
 
 
 def _sparse_rows(images, bias_column=None):
@@ -172,8 +261,15 @@ def _write_back(augmented, model):
             bias[...] = matrix[-1]
 
 
-def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
-                     record_every=100, progress=None, on_divergence="raise"):
+def _check_divergence_mode(on_divergence):
+    if on_divergence not in ("raise", "stop", "continue"):
+        raise ValueError(f"on_divergence must be 'raise', 'stop' or 'continue', "
+                         f"got {on_divergence!r}")
+
+
+def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
+                     record_every=None, progress=None, on_divergence="raise",
+                     checkpoint=None, resume=None):
     """The report's training: SGD with batch size 1 in the given order.
 
     Parameters
@@ -182,33 +278,37 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
         Trained in place.
     images : array (N, n_input); labels : int array (N,)
         Training data, used in this order every epoch (no shuffling).
-    epochs : int
+    epochs : int, default 3
         Passes over the data; the report uses 3 (180,000 steps on MNIST).
-    schedule : callable, optional
-        Learning rate by global step (``mlp_lib.schedules``); default
-        ``Constant(0.01)``.
-    record_every : int
+    schedule : schedule, default ``Constant(0.01)``
+        Learning rate by global step (``mlp_lib.schedules``).
+    record_every : int, default 100
         Steps averaged into one entry of ``loss_curve`` (the report: 100).
     progress : bool or None
         Progress bar; ``None`` shows it when stderr is a terminal.
     on_divergence : {"raise", "stop", "continue"}
         What a NaN/inf loss does: raise ``DivergenceError``, stop and return
         (``history.diverged_at`` set), or carry on.
+    checkpoint : path, optional
+        Where Ctrl-C saves model and training state before raising
+        ``TrainingInterrupted``.
+    resume : TrainingState, optional
+        Continue a run from ``load_checkpoint``'s state (same data; ``model``
+        the checkpoint's model). The result is bit-identical to a run that was
+        never interrupted.
 
     Returns
     -------
     History
     """
     images, labels = _check_data(model, images, labels)
-    epochs = _check_positive_int("epochs", epochs)
-    record_every = _check_positive_int("record_every", record_every)
-    if on_divergence not in ("raise", "stop", "continue"):
-        raise ValueError(f"on_divergence must be 'raise', 'stop' or 'continue', "
-                         f"got {on_divergence!r}")
-    schedule = Constant(0.01) if schedule is None else schedule
+    _check_divergence_mode(on_divergence)
+    epochs, schedule, record_every, start, past, fingerprint = _settings(
+        "per-sample", images, labels, resume, epochs, schedule, record_every, 3, 0.01)
     n_samples = len(images)
     total = epochs * n_samples
-    rates = np.asarray(schedule.values(total), dtype=np.float64)
+    rate_list = np.asarray(schedule.values(total), dtype=np.float64).tolist()
+    label_list = labels.tolist()          # Python ints and floats: cheaper in the loop
 
     # The report's bias trick without its concatenations: each layer's bias is
     # an extra last row of its weight matrix, fed by a constant 1 that sits at
@@ -216,29 +316,28 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
     # image's list of nonzero pixels). One gemv then gives A W + b and one ger
     # updates both W and b.
     ptr, columns, values = _sparse_rows(images, bias_column=model.layer_sizes[0])
-    ptr = ptr.tolist()                    # Python ints and floats: cheaper in the loop
-    label_list = labels.tolist()
-    rate_list = rates.tolist()
-    dtype = model.dtype
+    ptr = ptr.tolist()
     augmented = [np.vstack((w, b[None, :])) for w, b in zip(model.weights, model.biases)]
-    buffers = [None] + [np.ones(n + 1, dtype) for n in model.layer_sizes[1:-1]]
+    buffers = [None] + [np.ones(n + 1, model.dtype) for n in model.layer_sizes[1:-1]]
     ger = get_blas_funcs("ger", (augmented[0],))
     sigmoid_hidden = model.activation == "sigmoid"
     n_layers = model.n_layers
 
     losses = np.empty(total)
-    history = History(loss_curve=np.empty(0), record_every=record_every)
-    start_time = time.perf_counter()
-    bar = _progress(progress, total, "per-sample SGD")
-    step = 0
-    # one BLAS thread: each call is far too small to gain from more, and thread
-    # hand-offs cost more than the work (measured: about 2x slower with two)
-    with threadpool_limits(1), _closing(bar, history, losses, start_time), \
-            _write_back(augmented, model):
-        for _ in range(epochs):
-            for i in range(n_samples):
+    losses[:start] = past
+    history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
+    bar = _progress(progress, total, "per-sample SGD", initial=start)
+    try:
+        # one BLAS thread: each call is far too small to gain from more, and
+        # thread hand-offs cost more than the work (measured: ~2x slower with two)
+        with _sigint_flag() as interrupt, threadpool_limits(1), \
+                _closing(bar, history, losses, time.perf_counter()), \
+                _write_back(augmented, model):
+            for step in range(start, total):
+                if interrupt[0]:
+                    raise KeyboardInterrupt
                 lr = rate_list[step]
-                label = label_list[i]
+                i = step % n_samples
                 lo, hi = ptr[i], ptr[i + 1]
                 pixels, intensities = columns[lo:hi], values[lo:hi]
                 # ---- forward: Z_l = A_{l-1} W_l + b_l, A_l = act(Z_l)
@@ -256,6 +355,7 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
                         np.maximum(hidden, 0, out=activation)
                     hidden = buffers[layer] @ augmented[layer]
                 # ---- loss: -ln softmax(z)_y = ln Σ e^{z_j - m} + m - z_y
+                label = label_list[i]
                 top = hidden.max()
                 exps = np.exp(hidden - top)
                 total_exp = exps.sum()
@@ -283,47 +383,57 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None,
                     grad = grad_below
                 ger(-lr, grad, intensities, a=first_rows.T, overwrite_a=1)
                 augmented[0][pixels] = first_rows
-                step += 1
-                history.steps = step
-                if step % record_every == 0:
+                history.steps = step + 1
+                if history.steps % record_every == 0:
                     bar.update(record_every)
-            else:
-                continue
-            break  # diverged with on_divergence="stop"
+    except KeyboardInterrupt:
+        state = TrainingState("per-sample", history.steps, epochs, schedule_to_dict(schedule),
+                              record_every, fingerprint, history.losses)
+        raise _interrupted(history.steps, checkpoint, model, state, history) from None
     return history
 
 
-def train_minibatch(model: MLP, images, labels, epochs=1, batch_size=128,
-                    schedule=None, seed=None, record_every=100, progress=None,
-                    on_divergence="raise"):
+def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
+                    schedule=None, seed=None, record_every=None, progress=None,
+                    on_divergence="raise", checkpoint=None, resume=None):
     """Mini-batch SGD on the mean cross-entropy, shuffled each epoch.
 
-    ``W -= lr * dL/dW`` with the gradients of ``MLP.gradients`` (mean over the
+    ``W -= lr * dL/dW`` with the gradients of ``MLP.backward`` (mean over the
     batch). Each epoch draws a permutation from ``numpy.random.default_rng(seed)``
     (or the Generator passed as ``seed``); the last batch may be smaller.
+    Defaults: 1 epoch, ``Constant(0.1)``, ``record_every=100`` batches.
+    ``checkpoint`` and ``resume`` work as in ``train_per_sample``.
 
     Returns a ``History`` whose ``loss_curve`` averages ``record_every`` batches
     and whose ``epoch_loss`` holds the mean batch loss of each epoch.
     """
     images, labels = _check_data(model, images, labels)
-    epochs = _check_positive_int("epochs", epochs)
+    _check_divergence_mode(on_divergence)
     batch_size = _check_positive_int("batch_size", batch_size)
-    record_every = _check_positive_int("record_every", record_every)
-    schedule = Constant(0.1) if schedule is None else schedule
+    epochs, schedule, record_every, start, past, fingerprint = _settings(
+        "minibatch", images, labels, resume, epochs, schedule, record_every, 1, 0.1,
+        batch_size)
     rng = as_generator(seed)
+    if resume is not None:
+        rng.bit_generator.state = resume.rng_state
     n_batches = -(-len(images) // batch_size)
     total = epochs * n_batches
     rates = np.asarray(schedule.values(total), dtype=np.float64)
     losses = np.empty(total)
-    history = History(loss_curve=np.empty(0), record_every=record_every)
-    start_time = time.perf_counter()
-    bar = _progress(progress, total, "mini-batch SGD")
-    step = 0
-    with _closing(bar, history, losses, start_time):
-        for _ in range(epochs):
-            order = rng.permutation(len(images))
-            for start in range(0, len(images), batch_size):
-                rows = order[start:start + batch_size]
+    losses[:start] = past
+    history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
+    bar = _progress(progress, total, "mini-batch SGD", initial=start)
+    epoch_rng_state = rng.bit_generator.state
+    try:
+        with _sigint_flag() as interrupt, _closing(bar, history, losses, time.perf_counter()):
+            for step in range(start, total):
+                if interrupt[0]:
+                    raise KeyboardInterrupt
+                position = step % n_batches
+                if step == start or position == 0:
+                    epoch_rng_state = rng.bit_generator.state
+                    order = rng.permutation(len(images))
+                rows = order[position * batch_size:(position + 1) * batch_size]
                 batch, batch_labels = images[rows], labels[rows]
                 probs, cache = model.forward_cache(batch)
                 log_probs = log_softmax(cache["logits"])
@@ -342,13 +452,17 @@ def train_minibatch(model: MLP, images, labels, epochs=1, batch_size=128,
                     w -= gw
                     gb *= lr
                     b -= gb
-                step += 1
-                history.steps = step
+                history.steps = step + 1
+                if position == n_batches - 1:
+                    history.epoch_loss.append(float(losses[step + 1 - n_batches:step + 1].mean()))
                 bar.update(1)
-            else:
-                history.epoch_loss.append(float(losses[step - n_batches:step].mean()))
-                continue
-            break
+    except KeyboardInterrupt:
+        if history.steps % n_batches == 0:   # between epochs: next shuffle not drawn yet
+            epoch_rng_state = rng.bit_generator.state
+        state = TrainingState("minibatch", history.steps, epochs, schedule_to_dict(schedule),
+                              record_every, fingerprint, history.losses, batch_size,
+                              epoch_rng_state)
+        raise _interrupted(history.steps, checkpoint, model, state, history) from None
     return history
 
 
