@@ -9,15 +9,22 @@ Modules, each readable alone:
 - ``schedules``: learning-rate schedules
 - ``train``: per-sample and mini-batch SGD, ``evaluate``
 - ``experiments``: the report's rows, ``run``, comparison tables
+- ``checkpoint``: save / load models and training state
+- ``estimator``: ``MLPClassifier`` with scikit-learn's conventions
+- ``plots``: the notebooks' figures
 """
 
 from .data import DataError, load_mnist
 from .model import MLP
 from .schedules import Constant, LinearDecay
-from .train import DivergenceError, History, evaluate, train_minibatch, train_per_sample
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .estimator import MLPClassifier
+from .train import (DivergenceError, History, TrainingInterrupted, evaluate, train_minibatch,
+                    train_per_sample)
 
 __version__ = "0.1.0"
 
 __all__ = ["load_mnist", "DataError", "MLP", "Constant", "LinearDecay", "History",
-           "DivergenceError", "train_per_sample", "train_minibatch", "evaluate",
-           "__version__"]
+           "DivergenceError", "TrainingInterrupted", "train_per_sample", "train_minibatch",
+           "evaluate", "MLPClassifier", "save_checkpoint", "load_checkpoint",
+           "CheckpointError", "__version__"]
