@@ -1,4 +1,9 @@
-"""Command line: ``python -m mlp_lib reproduce ROW_ID [ROW_ID ...] [--seed S] [--json]``."""
+"""Command line: ``python -m mlp_lib COMMAND``; ``--help`` lists the commands.
+
+User errors (bad arguments, missing or corrupt files) print one line
+``error: ...`` and exit with status 2, without a traceback; Ctrl-C during
+training saves a checkpoint and exits with status 130.
+"""
 
 from __future__ import annotations
 
@@ -84,6 +89,94 @@ def _table(args):
     return 0
 
 
+def _parse_schedule(text):
+    """``0.01`` or ``constant:0.01``, or ``linear:START,END,STEPS``."""
+    from .schedules import Constant, LinearDecay
+    kind, _, rest = text.partition(":")
+    try:
+        if not rest:
+            return Constant(float(kind))
+        if kind == "constant":
+            return Constant(float(rest))
+        if kind == "linear":
+            start, end, steps = rest.split(",")
+            return LinearDecay(float(start), float(end), int(steps))
+    except ValueError as exc:
+        raise ValueError(f"bad --schedule {text!r}: {exc}") from None
+    raise ValueError(f"bad --schedule {text!r}; use RATE, constant:RATE or "
+                     f"linear:START,END,STEPS")
+
+
+def _train(args):
+    import numpy as np
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import load_mnist
+    from .model import MLP
+    from .train import evaluate, train_minibatch, train_per_sample
+    progress = False if args.quiet else None
+    state = None
+    if args.resume:
+        model, state = load_checkpoint(args.resume)
+        if state is None:
+            raise ValueError(f"{args.resume}: holds a finished model, not a training run "
+                             f"to resume")
+        per_sample = state.trainer == "per-sample"
+    else:
+        if args.layers[0] != 784 or args.layers[-1] != 10:
+            raise ValueError(f"--layers must start with 784 (MNIST pixels) and end with 10 "
+                             f"(classes), got {args.layers}")
+        model = MLP(args.layers, args.activation, args.init, seed=args.seed,
+                    dtype=np.dtype(args.dtype))
+        per_sample = args.batch_size == 1
+    output = args.output or args.resume
+    images, labels = load_mnist("train", dtype=model.dtype)
+    common = dict(progress=progress, checkpoint=output, resume=state)
+    if state is None:
+        common.update(epochs=args.epochs, schedule=_parse_schedule(args.schedule))
+    if per_sample:
+        history = train_per_sample(model, images, labels, **common)
+    else:
+        history = train_minibatch(model, images, labels, seed=args.seed,
+                                  batch_size=state.batch_size if state else args.batch_size,
+                                  **common)
+    save_checkpoint(output, model)
+    loss, accuracy = evaluate(model, *load_mnist("test", dtype=model.dtype))
+    print(f"trained {history.steps} steps in {history.seconds:.1f} s; test loss {loss:.4f}, "
+          f"accuracy {accuracy:.4f}; model saved to {output}")
+    return 0
+
+
+def _evaluate(args):
+    from .checkpoint import load_checkpoint
+    from .data import load_mnist
+    from .train import evaluate
+    model, _ = load_checkpoint(args.checkpoint)
+    loss, accuracy = evaluate(model, *load_mnist(args.split, dtype=model.dtype))
+    if args.json:
+        print(json.dumps({"split": args.split, "loss": loss, "accuracy": accuracy}))
+    else:
+        print(f"{args.checkpoint} on the {args.split} set: loss {loss:.4f}, "
+              f"accuracy {accuracy:.4f}")
+    return 0
+
+
+def _predict(args):
+    import numpy as np
+
+    from .checkpoint import load_checkpoint
+    from .data import image_to_mnist
+    model, _ = load_checkpoint(args.checkpoint)
+    if model.layer_sizes[0] != 784:
+        raise ValueError(f"{args.checkpoint}: the model takes {model.layer_sizes[0]} inputs, "
+                         f"not a 28×28 image")
+    for path in args.images:
+        probs = model.forward(image_to_mnist(path))
+        top = np.argsort(probs)[::-1][:args.top]
+        print(f"{path}: " + ", ".join(f"{d} ({probs[d]:.1%})" for d in top))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mlp_lib",
@@ -109,6 +202,48 @@ def main(argv=None):
     rep.set_defaults(func=_reproduce)
     rows = commands.add_parser("rows", help="list the report's rows and their settings")
     rows.set_defaults(func=_rows)
+    train = commands.add_parser(
+        "train", help="train a network on MNIST and save it",
+        description="Train an MLP on the 60,000 MNIST training images and save it as a "
+                    "checkpoint. --batch-size 1 is the report's per-sample SGD in file "
+                    "order; larger batches are mini-batch SGD with seeded shuffling. Ctrl-C "
+                    "saves the run to --output; --resume continues it bit for bit.")
+    train.add_argument("--layers", type=int, nargs="+", default=[784, 512, 256, 64, 10],
+                       metavar="N", help="layer sizes (default 784 512 256 64 10)")
+    train.add_argument("--activation", default="relu", choices=["relu", "sigmoid"])
+    train.add_argument("--init", default="he", choices=["he", "xavier", "normal", "uniform"])
+    train.add_argument("--optimizer", default="sgd", choices=["sgd"],
+                       help="optimiser (plain SGD, as in the report)")
+    train.add_argument("--schedule", default="0.01",
+                       help="learning rate: RATE, constant:RATE or linear:START,END,STEPS "
+                            "(default 0.01)")
+    train.add_argument("--epochs", type=int, default=3, help="passes over the data (3)")
+    train.add_argument("--batch-size", type=int, default=1,
+                       help="1 = per-sample SGD (default), more = mini-batch")
+    train.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
+    train.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    train.add_argument("--output", "-o", default=None,
+                       help="checkpoint file to write (default: model.npz, or the --resume file)")
+    train.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                       help="continue an interrupted run (its settings come from the file)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
+    ev = commands.add_parser("evaluate", help="test loss and accuracy of a saved model",
+                             description="Evaluate a checkpoint on an MNIST split.")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--split", default="test", choices=["test", "train"])
+    ev.add_argument("--json", action="store_true", help="one JSON object")
+    ev.set_defaults(func=_evaluate)
+    pred = commands.add_parser(
+        "predict", help="classify images of handwritten digits",
+        description="Classify photos or drawings of single digits (PNG, or JPEG with "
+                    "Pillow): each is converted to a 28×28 MNIST-like image (grayscale, "
+                    "inverted if the paper is light, cropped, scaled to 20 px and centred "
+                    "by mass) and the top probabilities are printed.")
+    pred.add_argument("checkpoint")
+    pred.add_argument("images", nargs="+", metavar="IMAGE")
+    pred.add_argument("--top", type=int, default=3, help="how many classes to show (3)")
+    pred.set_defaults(func=_predict)
     table = commands.add_parser(
         "table", help="the report-vs-reproduced table from the notebooks' saved results",
         description="Summarise results/*.json (written by the notebooks) as a Markdown "
@@ -120,7 +255,23 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    return args.func(args)
+    if args.command == "train" and args.output is None and args.resume is None:
+        args.output = "model.npz"
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .train import DivergenceError, TrainingInterrupted
+    try:
+        return args.func(args)
+    except TrainingInterrupted as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\ninterrupted (nothing was being trained, nothing saved)", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, DataError, CheckpointError,
+            DivergenceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

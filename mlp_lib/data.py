@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "read_idx", "load_mnist", "MNIST_FILES", "default_root"]
+__all__ = ["DataError", "read_idx", "load_mnist", "MNIST_FILES", "default_root", "image_to_mnist"]
 
 # sha256 of the decompressed IDX bytes (SPEC.md, "Data").
 MNIST_FILES = {
@@ -187,3 +187,56 @@ def load_mnist(split: str, root=None, dtype=np.float64):
     flat = images.reshape(len(images), 784).astype(dtype)
     flat /= 255
     return flat, labels.astype(np.int64)
+
+
+def image_to_mnist(path):
+    """A photo or drawing of one digit, as a 784-vector prepared like MNIST.
+
+    Steps (as LeCun et al. prepared MNIST): grayscale (alpha composited on
+    white); inverted if the background is light, so the digit is bright on
+    dark; contrast stretched to [0, 1]; cropped to the digit; scaled so its
+    longer side is 20 pixels; placed in a 28×28 frame with its centre of mass
+    at the centre.
+
+    Raises
+    ------
+    FileNotFoundError, DataError
+        Missing, unreadable or blank image.
+    """
+    import matplotlib.image
+    from scipy import ndimage
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found")
+    try:
+        pixels = np.asarray(matplotlib.image.imread(path), dtype=np.float64)
+    except Exception as exc:  # PIL/matplotlib raise many kinds for bad files
+        raise DataError(f"{path}: not a readable image ({exc})") from None
+    if pixels.max() > 1:
+        pixels /= 255
+    if pixels.ndim == 3:
+        if pixels.shape[2] == 4:      # composite on white
+            alpha = pixels[..., 3:]
+            pixels = pixels[..., :3] * alpha + (1 - alpha)
+        pixels = pixels[..., :3] @ np.array([0.299, 0.587, 0.114])
+    if pixels.ndim != 2:
+        raise DataError(f"{path}: expected a 2-D image, got shape {pixels.shape}")
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if np.median(border) > 0.5:       # dark digit on light paper
+        pixels = 1 - pixels
+    low, high = np.median(border if np.median(border) <= 0.5 else 1 - border), pixels.max()
+    if high - low < 0.1:
+        raise DataError(f"{path}: the image is blank (no digit found)")
+    pixels = np.clip((pixels - low) / (high - low), 0, 1)
+    rows, cols = np.nonzero(pixels > 0.2)
+    digit = pixels[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    scale = 20 / max(digit.shape)
+    digit = np.clip(ndimage.zoom(digit, scale, order=1, grid_mode=True, mode="grid-constant"),
+                    0, 1)
+    frame = np.zeros((28, 28))
+    top, left = (28 - digit.shape[0]) // 2, (28 - digit.shape[1]) // 2
+    frame[top:top + digit.shape[0], left:left + digit.shape[1]] = digit[:28, :28]
+    centre = np.array(ndimage.center_of_mass(frame))
+    frame = ndimage.shift(frame, np.array([13.5, 13.5]) - centre, order=1, mode="constant")
+    return np.clip(frame, 0, 1).reshape(784)

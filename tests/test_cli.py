@@ -1,0 +1,109 @@
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mlp_lib import load_checkpoint, load_mnist
+from mlp_lib.data import image_to_mnist
+
+SMALL = ["--layers", "784", "16", "10", "--quiet"]
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mlp_lib", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def test_help_lists_every_command():
+    out = cli("--help")
+    for command in ("reproduce", "rows", "train", "evaluate", "predict", "table"):
+        assert command in out.stdout
+    for command in ("train", "evaluate", "predict"):
+        assert cli(command, "--help").returncode == 0
+
+
+def test_train_evaluate_predict(tmp_path):
+    model_path = tmp_path / "m.npz"
+    out = cli("train", *SMALL, "--batch-size", "64", "--epochs", "1", "--schedule", "0.1",
+              "--dtype", "float32", "-o", model_path)
+    assert out.returncode == 0, out.stderr
+    assert "test loss" in out.stdout and model_path.is_file()
+    model, state = load_checkpoint(model_path)
+    assert state is None and model.layer_sizes == [784, 16, 10]
+    out = cli("evaluate", model_path, "--json")
+    assert out.returncode == 0 and '"accuracy"' in out.stdout
+
+    # digits drawn dark on light paper, larger than MNIST and off-centre
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    images, labels = load_mnist("test")
+    paths = []
+    for k in range(8):
+        paper = np.ones((160, 200))
+        paper[20:160, 40:180] = 1 - np.kron(images[k].reshape(28, 28), np.ones((5, 5)))
+        paths.append(tmp_path / f"digit{k}.png")
+        plt.imsave(paths[-1], paper, cmap="gray", vmin=0, vmax=1)
+        prepared = image_to_mnist(paths[-1])
+        assert np.corrcoef(prepared, images[k])[0, 1] > 0.5
+    out = cli("predict", model_path, *paths, "--top", "2")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 8
+    guesses = [int(line.split(": ")[1][0]) for line in lines]
+    assert np.mean(np.array(guesses) == labels[:8]) >= 0.75
+
+
+@pytest.mark.parametrize("args, message", [
+    (("evaluate", "missing.npz"), "missing.npz: checkpoint not found"),
+    (("train", "--layers", "784", "0", "10"), "positive ints"),
+    (("train", "--layers", "100", "10"), "must start with 784"),
+    (("train", "--schedule", "linear:0.1"), "bad --schedule"),
+    (("train", "--epochs", "0", *SMALL), "epochs must be a positive int"),
+    (("train", "--schedule", "-1", *SMALL), "positive finite learning rate"),
+])
+def test_user_errors_are_one_line(tmp_path, args, message):
+    out = cli(*args, cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "model.npz").exists()
+
+
+def test_predict_rejects_bad_images(tmp_path):
+    model_path = tmp_path / "m.npz"
+    assert cli("train", *SMALL, "--batch-size", "256", "--epochs", "1", "-o",
+               model_path).returncode == 0
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    out = cli("predict", model_path, tmp_path / "bad.png")
+    assert out.returncode == 2 and "not a readable image" in out.stderr
+    import matplotlib.pyplot as plt
+    plt.imsave(tmp_path / "blank.png", np.ones((30, 30)), cmap="gray", vmin=0, vmax=1)
+    out = cli("predict", model_path, tmp_path / "blank.png")
+    assert out.returncode == 2 and "blank" in out.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_resume_matches_uninterrupted(tmp_path):
+    args = ["train", *SMALL, "--layers", "784", "8", "10", "--epochs", "2", "--batch-size", "1"]
+    reference = tmp_path / "reference.npz"
+    assert cli(*args, "-o", reference).returncode == 0
+    partial = tmp_path / "run.npz"
+    process = subprocess.Popen([sys.executable, "-m", "mlp_lib", *args, "-o", str(partial)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    time.sleep(4)     # past data loading, into the loop
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=max(1, deadline - time.time()))
+    assert process.returncode == 130, err
+    assert "checkpoint saved to" in err and "--resume" in err and "Traceback" not in err
+    _, state = load_checkpoint(partial)
+    assert state is not None and 0 < state.step < 120000
+    out = cli("train", "--resume", partial, "--quiet")
+    assert out.returncode == 0, out.stderr
+    done, _ = load_checkpoint(partial)
+    expected, _ = load_checkpoint(reference)
+    for a, b in zip(done.weights + done.biases, expected.weights + expected.biases):
+        assert np.array_equal(a, b)
