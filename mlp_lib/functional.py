@@ -37,7 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "sigmoid", "sigmoid_grad", "relu", "relu_grad", "ACTIVATIONS",
+    "sigmoid", "sigmoid_grad", "relu", "relu_grad", "tanh", "tanh_grad", "leaky_relu",
+    "leaky_relu_grad", "ACTIVATIONS",
     "softmax", "log_softmax", "cross_entropy", "softmax_cross_entropy_grad",
     "one_hot",
 ]
@@ -72,10 +73,36 @@ def relu_grad(activated):
     return (activated > 0).astype(activated.dtype)
 
 
+def tanh(x):
+    r"""Hyperbolic tangent :math:`\tanh(x) = (e^x - e^{-x}) / (e^x + e^{-x})`."""
+    return np.tanh(x)
+
+
+def tanh_grad(activated):
+    r"""Derivative of tanh from its *output*: :math:`\tanh'(x) = 1 - \tanh^2(x)`."""
+    return 1 - activated * activated
+
+
+LEAKY_SLOPE = 0.01
+
+
+def leaky_relu(x):
+    r"""Leaky ReLU :math:`x` for :math:`x > 0`, :math:`0.01\,x` otherwise."""
+    return np.where(x > 0, x, x * LEAKY_SLOPE).astype(np.result_type(x), copy=False)
+
+
+def leaky_relu_grad(activated):
+    r"""Derivative of leaky ReLU from its *output* (same sign as the input):
+    1 where the output is positive, 0.01 elsewhere."""
+    return np.where(activated > 0, 1, LEAKY_SLOPE).astype(activated.dtype)
+
+
 #: Hidden activations by name: ``name -> (function, derivative from output)``.
 ACTIVATIONS = {
     "sigmoid": (sigmoid, sigmoid_grad),
     "relu": (relu, relu_grad),
+    "tanh": (tanh, tanh_grad),
+    "leaky_relu": (leaky_relu, leaky_relu_grad),
 }
 
 

@@ -46,6 +46,15 @@ def as_generator(seed):
                      f"got {seed!r}")
 
 
+def _dropout_mask(shape, rate, rng, dtype):
+    """Inverted-dropout mask: 0 with probability ``rate``, else 1/(1 - rate)."""
+    if not rate:
+        return None
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+    return (rng.random(shape) >= rate).astype(dtype) / dtype.type(1 - rate)
+
+
 class MLP:
     """A fully connected network: hidden layers with one activation, softmax output.
 
@@ -54,7 +63,7 @@ class MLP:
     layer_sizes : sequence of int
         ``[n_input, n_hidden..., n_classes]``, at least two entries, all positive;
         e.g. the report's 4-layer net ``[784, 512, 256, 64, 10]``.
-    activation : {"relu", "sigmoid"}
+    activation : {"relu", "sigmoid", "tanh", "leaky_relu"}
         Hidden activation.
     init : {"he", "xavier", "normal", "uniform"}
         Initialiser (``mlp_lib.init``); biases start at 0.
@@ -139,44 +148,70 @@ class MLP:
         return labels
 
     # ------------------------------------------------------------------ forward
-    def forward_cache(self, x):
+    def forward_cache(self, x, dropout=0.0, input_dropout=0.0, rng=None):
         """Forward pass that keeps what backward needs.
+
+        With ``dropout`` (hidden units) or ``input_dropout`` (pixels), each unit
+        is kept with probability :math:`1 - p` and scaled by :math:`1/(1 - p)`
+        ("inverted" dropout, so nothing changes at test time): :math:`A_l = \\mathrm{act}
+        (Z_l) \\odot M_l` with :math:`M_l \\in \\{0, 1/(1-p)\\}` drawn from ``rng``.
 
         Returns
         -------
         probs : ndarray (N, n_classes)
             :math:`\\hat Y`.
         cache : dict
-            ``activations``: :math:`[A_0, ..., A_{L-1}]`; ``logits``: :math:`Z_L`.
+            ``activations``: :math:`[A_0, ..., A_{L-1}]` (after dropout);
+            ``hidden``: the same before dropout; ``masks``: the :math:`M_l`
+            (``None`` without dropout); ``logits``: :math:`Z_L`.
         """
         act = ACTIVATIONS[self.activation][0]
-        activations = [x]
+        if (dropout or input_dropout) and rng is None:
+            raise ValueError("dropout needs a numpy Generator: pass rng=")
+        masks = [_dropout_mask(x.shape, input_dropout, rng, x.dtype)]
+        activations = [x if masks[0] is None else x * masks[0]]
+        hidden = [activations[0]]
         for weights, bias in zip(self.weights[:-1], self.biases[:-1]):
-            activations.append(act(activations[-1] @ weights + bias))
+            hidden.append(act(activations[-1] @ weights + bias))
+            masks.append(_dropout_mask(hidden[-1].shape, dropout, rng, hidden[-1].dtype))
+            activations.append(hidden[-1] if masks[-1] is None else hidden[-1] * masks[-1])
         logits = activations[-1] @ self.weights[-1] + self.biases[-1]
-        return softmax(logits), {"activations": activations, "logits": logits}
+        return softmax(logits), {"activations": activations, "hidden": hidden,
+                                 "masks": masks, "logits": logits}
 
-    def backward(self, probs, cache, labels):
+    def backward(self, probs, cache, labels, weight_decay=0.0):
         """Gradients of the mean cross-entropy from ``forward_cache``'s output.
 
         Returns ``(weight_grads, bias_grads)``, lists shaped like ``weights`` and
         ``biases``; each line below is one equation of the module docstring.
+        With dropout, :math:`\\Delta_{l-1}` is also multiplied by the mask
+        :math:`M_{l-1}`; with ``weight_decay`` :math:`\\lambda`, the loss has the
+        extra term :math:`\\tfrac{\\lambda}{2}\\sum_l \\lVert W_l\\rVert^2` and each
+        weight gradient gains :math:`\\lambda W_l` (biases are not decayed).
         """
         act_grad = ACTIVATIONS[self.activation][1]
-        activations = cache["activations"]
+        activations, hidden, masks = cache["activations"], cache["hidden"], cache["masks"]
         grad_logits = softmax_cross_entropy_grad(probs, labels)   # Δ_L = (Ŷ - Y)/N
         weight_grads = [None] * self.n_layers
         bias_grads = [None] * self.n_layers
         grad_pre = grad_logits
         for layer in reversed(range(self.n_layers)):
             weight_grads[layer] = activations[layer].T @ grad_pre  # A_{l-1}ᵀ Δ_l
+            if weight_decay:
+                weight_grads[layer] += weight_decay * self.weights[layer]   # + λ W_l
             bias_grads[layer] = grad_pre.sum(axis=0)               # Σ_n Δ_l
             if layer > 0:                                          # Δ_{l-1}
-                grad_pre = (grad_pre @ self.weights[layer].T) * act_grad(activations[layer])
+                grad_pre = (grad_pre @ self.weights[layer].T) * act_grad(hidden[layer])
+                if masks[layer] is not None:
+                    grad_pre *= masks[layer]
         return weight_grads, bias_grads
 
-    def gradients(self, x, labels):
+    def gradients(self, x, labels, weight_decay=0.0, dropout=0.0, input_dropout=0.0,
+                  rng=None):
         """Mean loss and its gradients over the rows of ``x``.
+
+        ``weight_decay`` adds :math:`\\tfrac{\\lambda}{2}\\sum_l\\lVert W_l\\rVert^2` to the
+        loss; ``dropout`` / ``input_dropout`` draw masks from ``rng``.
 
         Returns
         -------
@@ -185,10 +220,17 @@ class MLP:
         """
         x = self._as_batch(x)
         labels = self._check_labels(labels, len(x))
-        probs, cache = self.forward_cache(x)
+        probs, cache = self.forward_cache(x, dropout, input_dropout, rng)
         loss = -np.mean(log_softmax(cache["logits"])[np.arange(len(x)), labels])
-        weight_grads, bias_grads = self.backward(probs, cache, labels)
+        loss += self.weight_penalty(weight_decay)
+        weight_grads, bias_grads = self.backward(probs, cache, labels, weight_decay)
         return float(loss), weight_grads, bias_grads
+
+    def weight_penalty(self, weight_decay):
+        """:math:`\\tfrac{\\lambda}{2}\\sum_l \\lVert W_l\\rVert^2` (0 when λ = 0)."""
+        if not weight_decay:
+            return 0.0
+        return 0.5 * weight_decay * float(sum(np.sum(w * w) for w in self.weights))
 
     def logits(self, x, batch_size=10000):
         """Output pre-activations :math:`Z_L` for ``x`` (N, n_input), in chunks."""

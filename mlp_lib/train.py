@@ -321,6 +321,8 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
     buffers = [None] + [np.ones(n + 1, model.dtype) for n in model.layer_sizes[1:-1]]
     ger = get_blas_funcs("ger", (augmented[0],))
     sigmoid_hidden = model.activation == "sigmoid"
+    relu_hidden = model.activation == "relu"
+    act, act_grad = ACTIVATIONS[model.activation]   # other activations: the generic path
     n_layers = model.n_layers
 
     losses = np.empty(total)
@@ -351,8 +353,10 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                             np.exp(activation, out=activation)
                         activation += 1
                         np.reciprocal(activation, out=activation)
-                    else:                                # max(0, z)
+                    elif relu_hidden:                    # max(0, z)
                         np.maximum(hidden, 0, out=activation)
+                    else:
+                        activation[...] = act(hidden)
                     hidden = buffers[layer] @ augmented[layer]
                 # ---- loss: -ln softmax(z)_y = ln Σ e^{z_j - m} + m - z_y
                 label = label_list[i]
@@ -378,8 +382,10 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                     if sigmoid_hidden:                                    # ⊙ σ'(z) = a (1 - a)
                         grad_below *= activation
                         grad_below *= 1 - activation
-                    else:                                                 # ⊙ relu'(z) = [a > 0]
+                    elif relu_hidden:                                     # ⊙ relu'(z) = [a > 0]
                         grad_below *= activation > 0
+                    else:
+                        grad_below *= act_grad(activation)
                     grad = grad_below
                 ger(-lr, grad, intensities, a=first_rows.T, overwrite_a=1)
                 augmented[0][pixels] = first_rows

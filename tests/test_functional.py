@@ -5,7 +5,7 @@ from conftest import numerical_gradient, relative_error
 from mlp_lib import functional as F
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "relu"])
+@pytest.mark.parametrize("name", ["sigmoid", "relu", "tanh", "leaky_relu"])
 def test_activation_derivative_matches_central_differences(name):
     act, act_grad = F.ACTIVATIONS[name]
     x = np.random.default_rng(0).normal(size=50) * 3

@@ -10,7 +10,7 @@ def _sizes(depth):
     return [7] + list(range(6, 6 - (depth - 1), -1)) + [4]
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "tanh", "leaky_relu"])
 @pytest.mark.parametrize("depth", [2, 3, 4, 5, 6])
 def test_gradients_match_central_differences(depth, activation):
     rng = np.random.default_rng(depth)
@@ -120,3 +120,37 @@ def test_bad_inputs_and_labels():
     with pytest.raises(ValueError, match="labels must be 2 integers"):
         model.gradients(np.zeros((2, 5)), [0.0, 1.0])
     assert all(np.array_equal(a, b) for a, b in zip(before, model.weights))
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_gradients_with_dropout_and_weight_decay(activation):
+    """Same masks for every evaluation (a Generator seeded alike), so the loss is a
+    deterministic function of the parameters and central differences apply."""
+    rng = np.random.default_rng(3)
+    model = MLP([8, 7, 6, 4], activation, "xavier", seed=3)
+    x, labels = rng.normal(size=(6, 8)), rng.integers(0, 4, size=6)
+    options = dict(weight_decay=0.01, dropout=0.3, input_dropout=0.2)
+    loss, weight_grads, bias_grads = model.gradients(x, labels, rng=np.random.default_rng(7),
+                                                     **options)
+
+    def objective():
+        return model.gradients(x, labels, rng=np.random.default_rng(7), **options)[0]
+    errors = [relative_error(g, numerical_gradient(objective, p))
+              for params, grads in ((model.weights, weight_grads), (model.biases, bias_grads))
+              for p, g in zip(params, grads)]
+    assert max(errors) < 1e-6, errors
+    plain = model.gradients(x, labels)[0]
+    assert loss != plain   # the options did change the objective
+
+
+def test_dropout_masks_scale_and_rate():
+    model = MLP([50, 400, 10], "relu", "he", seed=0)
+    x = np.ones((200, 50))
+    _, cache = model.forward_cache(x, dropout=0.25, rng=np.random.default_rng(0))
+    mask = cache["masks"][1]
+    assert set(np.unique(mask)) == {0.0, 1 / 0.75}
+    assert abs(np.mean(mask == 0) - 0.25) < 0.01
+    with pytest.raises(ValueError, match="needs a numpy Generator"):
+        model.forward_cache(x, dropout=0.5)
+    with pytest.raises(ValueError, match=r"dropout rate must be in \[0, 1\)"):
+        model.forward_cache(x, dropout=1.0, rng=np.random.default_rng(0))

@@ -5,10 +5,21 @@ from mlp_lib import (MLP, Constant, DivergenceError, LinearDecay, evaluate, trai
                      train_per_sample)
 
 
+def _act(name, h):
+    return {"relu": lambda: np.maximum(h, 0), "sigmoid": lambda: 1 / (1 + np.exp(-h)),
+            "tanh": lambda: np.tanh(h)}[name]()
+
+
+def _act_derivative(name, h):
+    s = 1 / (1 + np.exp(-h))
+    return {"relu": lambda: (h > 0) * 1.0, "sigmoid": lambda: s * (1 - s),
+            "tanh": lambda: 1 - np.tanh(h) ** 2}[name]()
+
+
 def spec_loop(model, images, labels, rates):
     """SPEC.md's per-sample SGD, written out plainly: W = [b | weights^T] acting on
     concat(1, x); forward, all gradients, then W -= lr[s] * dL/dW."""
-    relu = model.activation == "relu"
+    name = model.activation
     W = [np.concatenate((b[:, None], w.T), axis=1) for w, b in zip(model.weights, model.biases)]
     for step, lr in enumerate(rates):
         x, label = images[step % len(images)], labels[step % len(images)]
@@ -16,7 +27,7 @@ def spec_loop(model, images, labels, rates):
         for n, Wn in enumerate(W):
             X.append(np.concatenate(([1.0], x)))
             H.append(Wn @ X[-1])
-            x = np.maximum(H[-1], 0) if relu else 1 / (1 + np.exp(-H[-1]))
+            x = _act(name, H[-1])
         y_hat = np.exp(H[-1] - H[-1].max())
         y_hat /= y_hat.sum()
         dH = y_hat - np.eye(len(y_hat))[label]
@@ -25,8 +36,7 @@ def spec_loop(model, images, labels, rates):
             grads[n] = np.outer(dH, X[n])
             dX = dH @ W[n]
             if n:
-                s = 1 / (1 + np.exp(-H[n - 1]))
-                dH = dX[1:] * ((H[n - 1] > 0) if relu else s * (1 - s))
+                dH = dX[1:] * _act_derivative(name, H[n - 1])
         for n in range(len(W)):
             W[n] -= lr * grads[n]
     return W
@@ -35,6 +45,7 @@ def spec_loop(model, images, labels, rates):
 @pytest.mark.parametrize("activation, init, schedule", [
     ("relu", "he", Constant(0.01)),
     ("sigmoid", "normal", LinearDecay(0.01, 1e-5, 300)),
+    ("tanh", "xavier", Constant(0.01)),
 ])
 def test_per_sample_trainer_equals_the_spec_loop(mnist_train, activation, init, schedule):
     images, labels = mnist_train
