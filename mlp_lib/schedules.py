@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Constant", "LinearDecay", "schedule_to_dict", "schedule_from_dict"]
+__all__ = ["Constant", "LinearDecay", "StepDecay", "Cosine", "schedule_to_dict",
+           "schedule_from_dict"]
 
 
 def _check_rate(name, value):
@@ -61,6 +62,64 @@ class LinearDecay:
         return f"LinearDecay({self.start:g}, {self.end:g}, {self.n_steps})"
 
 
+class StepDecay:
+    """``lr * factor ** (step // every)``: the rate drops by ``factor`` every
+    ``every`` steps."""
+
+    def __init__(self, lr, factor, every):
+        self.lr = _check_rate("lr", lr)
+        if not 0 < factor <= 1:
+            raise ValueError(f"factor must be in (0, 1], got {factor!r}")
+        if int(every) != every or every < 1:
+            raise ValueError(f"every must be a positive int, got {every!r}")
+        self.factor, self.every = float(factor), int(every)
+
+    def __call__(self, step):
+        return self.lr * self.factor ** (int(step) // self.every)
+
+    def values(self, n_steps):
+        return self.lr * self.factor ** (np.arange(n_steps) // self.every)
+
+    def __repr__(self):
+        return f"StepDecay({self.lr:g}, {self.factor:g}, {self.every})"
+
+
+class Cosine:
+    r"""Linear warm-up from ``lr / warmup`` to ``lr`` over ``warmup`` steps, then
+    cosine annealing to ``final`` at step ``n_steps`` (held there after):
+
+    .. math::
+
+        \eta_s = \eta_{final} + \tfrac12(\eta - \eta_{final})
+                 \bigl(1 + \cos(\pi\,\tfrac{s - w}{n - w})\bigr), \quad w \le s \le n
+    """
+
+    def __init__(self, lr, n_steps, warmup=0, final=0.0):
+        self.lr = _check_rate("lr", lr)
+        if int(n_steps) != n_steps or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+        if int(warmup) != warmup or not 0 <= warmup < n_steps:
+            raise ValueError(f"warmup must be an int in [0, n_steps), got {warmup!r}")
+        if not 0 <= final <= lr:
+            raise ValueError(f"final must be in [0, lr], got {final!r}")
+        self.n_steps, self.warmup, self.final = int(n_steps), int(warmup), float(final)
+
+    def values(self, n_steps):
+        steps = np.arange(n_steps, dtype=np.float64)
+        progress = np.clip((steps - self.warmup) / (self.n_steps - self.warmup), 0, 1)
+        rates = self.final + 0.5 * (self.lr - self.final) * (1 + np.cos(np.pi * progress))
+        if self.warmup:
+            ramp = self.lr * (steps + 1) / self.warmup
+            rates = np.where(steps < self.warmup, ramp, rates)
+        return rates
+
+    def __call__(self, step):
+        return float(self.values(int(step) + 1)[-1])
+
+    def __repr__(self):
+        return f"Cosine({self.lr:g}, {self.n_steps}, warmup={self.warmup}, final={self.final:g})"
+
+
 def schedule_to_dict(schedule):
     """A JSON-ready description of a schedule (for checkpoints)."""
     if isinstance(schedule, Constant):
@@ -68,12 +127,19 @@ def schedule_to_dict(schedule):
     if isinstance(schedule, LinearDecay):
         return {"name": "linear_decay", "start": schedule.start, "end": schedule.end,
                 "n_steps": schedule.n_steps}
-    raise ValueError(f"cannot describe schedule {schedule!r}; use Constant or LinearDecay")
+    if isinstance(schedule, StepDecay):
+        return {"name": "step", "lr": schedule.lr, "factor": schedule.factor,
+                "every": schedule.every}
+    if isinstance(schedule, Cosine):
+        return {"name": "cosine", "lr": schedule.lr, "n_steps": schedule.n_steps,
+                "warmup": schedule.warmup, "final": schedule.final}
+    raise ValueError(f"cannot describe schedule {schedule!r}; use one of mlp_lib.schedules")
 
 
 def schedule_from_dict(description):
     """The schedule that ``schedule_to_dict`` described."""
-    kinds = {"constant": Constant, "linear_decay": LinearDecay}
+    kinds = {"constant": Constant, "linear_decay": LinearDecay, "step": StepDecay,
+             "cosine": Cosine}
     params = dict(description)
     name = params.pop("name", None)
     if name not in kinds:

@@ -96,7 +96,7 @@ def test_copy_is_deep():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(layer_sizes=[784]), "at least two positive ints"),
     (dict(layer_sizes=[784, 0, 10]), "at least two positive ints"),
-    (dict(layer_sizes=[784, 10], activation="tanhh"), "unknown activation 'tanhh'; valid: sigmoid, relu"),
+    (dict(layer_sizes=[784, 10], activation="tanhh"), "unknown activation 'tanhh'; valid: sigmoid, relu, tanh"),
     (dict(layer_sizes=[784, 10], init="zeros"), "unknown init 'zeros'; valid: normal, uniform, xavier, he"),
     (dict(layer_sizes=[784, 10], dtype=np.int32), "float32 or float64"),
     (dict(layer_sizes=[784, 10], seed=-1), "seed must be"),
