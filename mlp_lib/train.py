@@ -46,6 +46,7 @@ from tqdm import tqdm
 from .functional import ACTIVATIONS, log_softmax
 from .checkpoint import TrainingState, data_fingerprint, save_checkpoint
 from .model import MLP, as_generator
+from .optim import SGD
 from .schedules import Constant, schedule_from_dict, schedule_to_dict
 
 __all__ = ["History", "DivergenceError", "TrainingInterrupted", "train_per_sample",
@@ -73,6 +74,10 @@ class History:
         The step whose loss was not finite, if training stopped there.
     epoch_loss : list of float
         Mini-batch only: mean batch loss of each epoch completed in this call.
+    val_loss, val_accuracy : list of float
+        Mini-batch with a validation set: figures after each epoch.
+    best_epoch : int or None
+        With a validation set: the epoch (0-based) whose weights were kept.
     """
 
     loss_curve: np.ndarray
@@ -82,6 +87,9 @@ class History:
     seconds: float = 0.0
     diverged_at: int | None = None
     epoch_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    best_epoch: int | None = None
 
 
 class DivergenceError(FloatingPointError):
@@ -399,37 +407,98 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
     return history
 
 
+def _max_norm(weights, limit):
+    """Rescale each unit's incoming weights (a column of ``W``) to norm <= limit."""
+    for w in weights:
+        norms = np.sqrt(np.einsum("ij,ij->j", w, w))
+        w *= np.minimum(1, limit / np.maximum(norms, 1e-12)).astype(w.dtype)
+
+
 def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                     schedule=None, seed=None, record_every=None, progress=None,
-                    on_divergence="raise", checkpoint=None, resume=None):
-    """Mini-batch SGD on the mean cross-entropy, shuffled each epoch.
+                    on_divergence="raise", checkpoint=None, resume=None, optimizer=None,
+                    weight_decay=0.0, dropout=0.0, input_dropout=0.0, max_norm=None,
+                    augment=None, validation=None, patience=None):
+    """Mini-batch training on the mean cross-entropy, shuffled each epoch.
 
-    ``W -= lr * dL/dW`` with the gradients of ``MLP.backward`` (mean over the
-    batch). Each epoch draws a permutation from ``numpy.random.default_rng(seed)``
-    (or the Generator passed as ``seed``); the last batch may be smaller.
-    Defaults: 1 epoch, ``Constant(0.1)``, ``record_every=100`` batches.
-    ``checkpoint`` and ``resume`` work as in ``train_per_sample``.
+    Each epoch draws a permutation from ``numpy.random.default_rng(seed)`` (or the
+    Generator passed as ``seed``); the last batch may be smaller. Per batch:
+    forward (with dropout if asked), ``MLP.backward`` (with weight decay), then
+    ``optimizer.step`` and the max-norm constraint.
 
-    Returns a ``History`` whose ``loss_curve`` averages ``record_every`` batches
-    and whose ``epoch_loss`` holds the mean batch loss of each epoch.
+    Parameters
+    ----------
+    epochs : int, default 1
+    batch_size : int, default 128
+    schedule : schedule, default ``Constant(0.1)``
+        Learning rate by batch step.
+    seed : None, int or Generator
+        Shuffling; dropout and augmentation draw from two generators spawned
+        from it, so each is reproducible on its own.
+    optimizer : ``mlp_lib.optim`` optimiser, default plain ``SGD()``
+    weight_decay : float
+        L2 penalty :math:`\\tfrac{\\lambda}{2}\\sum\\lVert W\\rVert^2` (biases excluded).
+    dropout, input_dropout : float
+        Inverted-dropout rates for hidden units and for input pixels.
+    max_norm : float, optional
+        After each step, each unit's incoming weight vector is rescaled to norm
+        at most this (Srivastava et al. 2014).
+    augment : callable, optional
+        ``augment(batch_images, rng) -> batch_images`` (e.g. ``mlp_lib.augment.distort``).
+    validation : (images, labels), optional
+        Evaluated after every epoch (``history.val_loss``, ``val_accuracy``); at
+        the end the model gets back the weights of the epoch with the lowest
+        validation loss (``history.best_epoch``).
+    patience : int, optional
+        Early stopping: stop when the validation loss has not improved for
+        this many epochs.
+    checkpoint, resume
+        As in ``train_per_sample`` (plain SGD without dropout or augmentation).
+
+    Returns
+    -------
+    History
+        ``loss_curve`` averages ``record_every`` batches; ``epoch_loss`` holds the
+        mean batch loss of each epoch, ``val_loss`` / ``val_accuracy`` the
+        validation figures, ``best_epoch`` the epoch whose weights were kept.
     """
     images, labels = _check_data(model, images, labels)
     _check_divergence_mode(on_divergence)
     batch_size = _check_positive_int("batch_size", batch_size)
+    optimizer = SGD() if optimizer is None else optimizer
+    if not hasattr(optimizer, "step"):
+        raise ValueError(f"optimizer must be one of mlp_lib.optim, got {optimizer!r}")
+    stateful = (not isinstance(optimizer, SGD) or optimizer.momentum or dropout
+                or input_dropout or augment is not None)
+    if stateful and (checkpoint is not None or resume is not None):
+        raise ValueError("checkpoint/resume support plain SGD without dropout or "
+                         "augmentation only")
+    if weight_decay < 0 or (max_norm is not None and max_norm <= 0):
+        raise ValueError(f"weight_decay must be >= 0 and max_norm > 0, got "
+                         f"{weight_decay!r} and {max_norm!r}")
+    if patience is not None:
+        patience = _check_positive_int("patience", patience)
+        if validation is None:
+            raise ValueError("early stopping (patience) needs a validation set")
+    if validation is not None:
+        val_images, val_labels = _check_data(model, *validation)
     epochs, schedule, record_every, start, past, fingerprint = _settings(
         "minibatch", images, labels, resume, epochs, schedule, record_every, 1, 0.1,
         batch_size)
     rng = as_generator(seed)
     if resume is not None:
         rng.bit_generator.state = resume.rng_state
+    dropout_rng, augment_rng = rng.spawn(2) if (dropout or input_dropout or augment) else (None, None)
     n_batches = -(-len(images) // batch_size)
     total = epochs * n_batches
     rates = np.asarray(schedule.values(total), dtype=np.float64)
     losses = np.empty(total)
     losses[:start] = past
     history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
+    best = (np.inf, None, None)          # (validation loss, epoch, parameters)
     bar = _progress(progress, total, "mini-batch SGD", initial=start)
     epoch_rng_state = rng.bit_generator.state
+    params = model.weights + model.biases
     try:
         with _sigint_flag() as interrupt, _closing(bar, history, losses, time.perf_counter()):
             for step in range(start, total):
@@ -441,7 +510,9 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                     order = rng.permutation(len(images))
                 rows = order[position * batch_size:(position + 1) * batch_size]
                 batch, batch_labels = images[rows], labels[rows]
-                probs, cache = model.forward_cache(batch)
+                if augment is not None:
+                    batch = augment(batch, augment_rng)
+                probs, cache = model.forward_cache(batch, dropout, input_dropout, dropout_rng)
                 log_probs = log_softmax(cache["logits"])
                 loss = -log_probs[np.arange(len(rows)), batch_labels].mean()
                 losses[step] = loss
@@ -450,18 +521,31 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                               list(zip(model.weights, model.biases)))
                     if on_divergence == "stop":
                         break
-                weight_grads, bias_grads = model.backward(probs, cache, batch_labels)
-                lr = model.dtype.type(rates[step])
-                for w, b, gw, gb in zip(model.weights, model.biases,
-                                        weight_grads, bias_grads):
-                    gw *= lr
-                    w -= gw
-                    gb *= lr
-                    b -= gb
+                weight_grads, bias_grads = model.backward(probs, cache, batch_labels,
+                                                          weight_decay)
+                optimizer.step(params, weight_grads + bias_grads, model.dtype.type(rates[step]))
+                if max_norm is not None:
+                    _max_norm(model.weights[:-1], max_norm)
                 history.steps = step + 1
-                if position == n_batches - 1:
-                    history.epoch_loss.append(float(losses[step + 1 - n_batches:step + 1].mean()))
                 bar.update(1)
+                if position < n_batches - 1:
+                    continue
+                # ---- end of an epoch
+                history.epoch_loss.append(float(losses[step + 1 - n_batches:step + 1].mean()))
+                if validation is None:
+                    continue
+                val_loss, val_accuracy = evaluate(model, val_images, val_labels)
+                history.val_loss.append(val_loss)
+                history.val_accuracy.append(val_accuracy)
+                epoch = len(history.val_loss) - 1
+                if val_loss < best[0]:
+                    best = (val_loss, epoch, [p.copy() for p in params])
+                elif patience is not None and epoch - best[1] >= patience:
+                    break
+            if best[2] is not None:
+                for p, kept in zip(params, best[2]):
+                    p[...] = kept
+                history.best_epoch = best[1]
     except KeyboardInterrupt:
         if history.steps % n_batches == 0:   # between epochs: next shuffle not drawn yet
             epoch_rng_state = rng.bit_generator.state

@@ -1,0 +1,91 @@
+"""The mini-batch trainer's options beyond the report: optimisers, weight decay,
+dropout, max-norm, augmentation, validation and early stopping."""
+
+import numpy as np
+import pytest
+
+from mlp_lib import MLP, Constant, evaluate, train_minibatch
+from mlp_lib.augment import distort
+from mlp_lib.optim import SGD, Adam
+
+
+@pytest.fixture(scope="module")
+def small(mnist_train):
+    images, labels = mnist_train
+    x = images[:3000].astype(np.float32)
+    return x[:2500], labels[:2500], x[2500:], labels[2500:3000]
+
+
+def _fit(small, epochs=2, **kwargs):
+    x, y, xv, yv = small
+    model = MLP([784, 48, 10], "relu", "he", seed=0, dtype=np.float32)
+    history = train_minibatch(model, x, y, epochs=epochs, batch_size=50, seed=1,
+                              progress=False, validation=(xv, yv), **kwargs)
+    return model, history
+
+
+def test_momentum_and_adam_beat_plain_sgd_early(small):
+    plain = _fit(small, schedule=Constant(0.01))[1].val_loss[-1]
+    momentum = _fit(small, schedule=Constant(0.01), optimizer=SGD(0.9))[1].val_loss[-1]
+    adam = _fit(small, schedule=Constant(0.001), optimizer=Adam())[1].val_loss[-1]
+    assert momentum < plain and adam < plain
+
+
+def test_max_norm_holds_after_training(small):
+    model, _ = _fit(small, schedule=Constant(0.5), max_norm=1.5)
+    norms = np.linalg.norm(model.weights[0], axis=0)
+    assert norms.max() <= 1.5 * (1 + 1e-6)
+    unconstrained, _ = _fit(small, schedule=Constant(0.5))
+    assert np.linalg.norm(unconstrained.weights[0], axis=0).max() > 1.5
+
+
+def test_dropout_augment_and_weight_decay_are_reproducible(small):
+    def fit():
+        return _fit(small, schedule=Constant(0.05), optimizer=SGD(0.9), dropout=0.3,
+                    input_dropout=0.1, weight_decay=1e-4,
+                    augment=lambda b, rng: distort(b, rng, elastic_alpha=20))
+    (a, ha), (b, hb) = fit(), fit()
+    assert all(np.array_equal(u, v) for u, v in zip(a.weights, b.weights))
+    assert ha.val_loss == hb.val_loss and ha.val_accuracy[-1] > 0.8
+    plain, _ = _fit(small, schedule=Constant(0.05), optimizer=SGD(0.9))
+    assert not np.array_equal(plain.weights[0], a.weights[0])
+
+
+def test_validation_keeps_the_best_epoch_and_early_stopping(small):
+    x, y, xv, yv = small
+    model, history = _fit(small, epochs=6, schedule=Constant(2.0), patience=2)
+    assert len(history.epoch_loss) == len(history.val_loss) <= 6
+    best = int(np.argmin(history.val_loss))
+    assert history.best_epoch == best
+    assert evaluate(model, xv, yv)[0] == pytest.approx(history.val_loss[best], rel=1e-5)
+    if len(history.val_loss) < 6:   # it stopped early: `patience` epochs without a new best
+        assert len(history.val_loss) - 1 - best == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(patience=2, validation=None), "needs a validation set"),
+    (dict(optimizer=Adam(), checkpoint="x.npz"), "checkpoint/resume support plain SGD"),
+    (dict(weight_decay=-1.0), "weight_decay must be >= 0"),
+    (dict(max_norm=0.0), "max_norm > 0"),
+    (dict(optimizer="adam"), "optimizer must be one of mlp_lib.optim"),
+    (dict(dropout=1.0), r"dropout rate must be in \[0, 1\)"),
+])
+def test_bad_options(small, kwargs, message):
+    x, y, _, _ = small
+    model = MLP([784, 8, 10], seed=0, dtype=np.float32)
+    before = [w.copy() for w in model.weights]
+    with pytest.raises(ValueError, match=message):
+        train_minibatch(model, x, y, progress=False, **kwargs)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.weights))
+
+
+def test_distort_identity_shift_and_determinism(mnist_train):
+    images = mnist_train[0][:6]
+    rng = np.random.default_rng(0)
+    assert np.array_equal(distort(images, rng, 0, 0, 0), images)
+    a = distort(images, np.random.default_rng(5), elastic_alpha=30)
+    b = distort(images, np.random.default_rng(5), elastic_alpha=30)
+    assert np.array_equal(a, b) and a.shape == images.shape
+    assert 0 <= a.min() and a.max() <= 1 and not np.array_equal(a, images)
+    with pytest.raises(ValueError, match=r"shape \(N, 784\)"):
+        distort(images.reshape(6, 28, 28), rng)
