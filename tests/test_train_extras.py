@@ -89,3 +89,13 @@ def test_distort_identity_shift_and_determinism(mnist_train):
     assert 0 <= a.min() and a.max() <= 1 and not np.array_equal(a, images)
     with pytest.raises(ValueError, match=r"shape \(N, 784\)"):
         distort(images.reshape(6, 28, 28), rng)
+
+
+def test_ladder_rung_runs_and_uses_the_validation_split():
+    from mlp_lib.beyond import LADDER, N_TRAIN, run_rung, split
+    x, y, xv, yv = split()
+    assert len(x) == N_TRAIN == 50000 and len(xv) == 10000 and x.dtype == np.float32
+    assert len({rung.name for rung in LADDER}) == len(LADDER)
+    result = run_rung(LADDER[0], seed=0, epochs=1, progress=False)
+    assert len(result.val_loss) == 1 and result.best_epoch == 0
+    assert 0.9 < result.test_accuracy < 1 and result.seconds > 0
