@@ -25,6 +25,7 @@ def test_help_lists_every_command():
         assert cli(command, "--help").returncode == 0
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict(tmp_path):
     model_path = tmp_path / "m.npz"
     out = cli("train", *SMALL, "--batch-size", "64", "--epochs", "1", "--schedule", "0.1",
@@ -72,6 +73,7 @@ def test_user_errors_are_one_line(tmp_path, args, message):
     assert not (tmp_path / "model.npz").exists()
 
 
+@pytest.mark.slow
 def test_predict_rejects_bad_images(tmp_path):
     model_path = tmp_path / "m.npz"
     assert cli("train", *SMALL, "--batch-size", "256", "--epochs", "1", "-o",

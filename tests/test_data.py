@@ -121,7 +121,7 @@ def test_load_mnist_rejects_a_corrupted_copy(tmp_path):
     name = "t10k-images-idx3-ubyte.gz"
     raw = bytearray(gzip.decompress((tmp_path / name).read_bytes()))
     raw[5000] ^= 1
-    (tmp_path / name).write_bytes(gzip.compress(bytes(raw)))
+    (tmp_path / name).write_bytes(gzip.compress(bytes(raw), compresslevel=1))
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: checksum mismatch"):
         load_mnist("test", root=tmp_path)
     assert load_mnist("train", root=tmp_path)[0].shape == (60000, 784)

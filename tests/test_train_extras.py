@@ -91,6 +91,7 @@ def test_distort_identity_shift_and_determinism(mnist_train):
         distort(images.reshape(6, 28, 28), rng)
 
 
+@pytest.mark.slow
 def test_ladder_rung_runs_and_uses_the_validation_split():
     from mlp_lib.beyond import LADDER, N_TRAIN, run_rung, split
     x, y, xv, yv = split()
