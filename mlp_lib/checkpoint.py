@@ -9,6 +9,7 @@ generator state, batch size, a fingerprint of the data).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -54,7 +55,6 @@ class TrainingState:
 def data_fingerprint(images, labels):
     """A short hash of the training data (shape, labels and a sample of pixels),
     to refuse resuming on other data."""
-    import hashlib
     digest = hashlib.sha256()
     digest.update(repr(images.shape).encode())
     digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
