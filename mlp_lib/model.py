@@ -30,7 +30,7 @@ import numbers
 
 import numpy as np
 
-from .functional import ACTIVATIONS, log_softmax, softmax, softmax_cross_entropy_grad
+from .functional import ACTIVATIONS, cross_entropy, softmax, softmax_cross_entropy_grad
 from .init import INITS, initialize
 
 __all__ = ["MLP", "as_generator"]
@@ -221,7 +221,7 @@ class MLP:
         x = self._as_batch(x)
         labels = self._check_labels(labels, len(x))
         probs, cache = self.forward_cache(x, dropout, input_dropout, rng)
-        loss = -np.mean(log_softmax(cache["logits"])[np.arange(len(x)), labels])
+        loss = cross_entropy(cache["logits"], labels)
         loss += self.weight_penalty(weight_decay)
         weight_grads, bias_grads = self.backward(probs, cache, labels, weight_decay)
         return float(loss), weight_grads, bias_grads
@@ -261,4 +261,4 @@ class MLP:
         """Mean cross-entropy over the rows of ``x``."""
         logits = self.logits(x)
         labels = self._check_labels(labels, len(logits))
-        return float(-np.mean(log_softmax(logits)[np.arange(len(logits)), labels]))
+        return float(cross_entropy(logits, labels))

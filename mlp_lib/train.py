@@ -43,7 +43,7 @@ from scipy.linalg.blas import get_blas_funcs
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from .functional import ACTIVATIONS, log_softmax
+from .functional import ACTIVATIONS, cross_entropy
 from .checkpoint import TrainingState, data_fingerprint, save_checkpoint
 from .model import MLP, as_generator
 from .optim import SGD
@@ -513,8 +513,7 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                 if augment is not None:
                     batch = augment(batch, augment_rng)
                 probs, cache = model.forward_cache(batch, dropout, input_dropout, dropout_rng)
-                log_probs = log_softmax(cache["logits"])
-                loss = -log_probs[np.arange(len(rows)), batch_labels].mean()
+                loss = cross_entropy(cache["logits"], batch_labels)
                 losses[step] = loss
                 if not math.isfinite(loss):
                     _diverged(history, step, rates[step], on_divergence, model, batch,
@@ -565,7 +564,6 @@ def evaluate(model: MLP, images, labels):
     """
     logits = model.logits(images)
     labels = model._check_labels(labels, len(logits))
-    log_probs = log_softmax(logits)
-    mean_loss = -np.mean(log_probs[np.arange(len(labels)), labels])
+    mean_loss = cross_entropy(logits, labels)
     accuracy = np.mean(np.argmax(logits, axis=1) == labels)
     return float(mean_loss), float(accuracy)
