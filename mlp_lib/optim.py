@@ -33,7 +33,7 @@ class SGD:
         if nesterov and not momentum:
             raise ValueError("nesterov=True needs a momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
-        self.velocity = None
+        self.velocity = self.scratch = None
 
     def step(self, params, grads, lr):
         if not self.momentum:
@@ -42,11 +42,18 @@ class SGD:
             return
         if self.velocity is None:
             self.velocity = [np.zeros_like(p) for p in params]
-        for p, g, v in zip(params, grads, self.velocity):
-            v *= self.momentum
-            v -= lr * g                                  # v = μ v - η g
+            self.scratch = [np.empty_like(p) for p in params]
+        # in place, through one reused scratch array per parameter: no
+        # weight-sized temporaries are allocated per step
+        momentum = params[0].dtype.type(self.momentum)
+        for p, g, v, scaled in zip(params, grads, self.velocity, self.scratch):
+            np.multiply(g, lr, out=scaled)               # η g
+            v *= momentum
+            v -= scaled                                  # v = μ v - η g
             if self.nesterov:
-                p += self.momentum * v - lr * g          # θ += μ v - η g
+                p -= scaled                              # θ += μ v - η g
+                np.multiply(v, momentum, out=scaled)
+                p += scaled
             else:
                 p += v                                   # θ += v
 

@@ -424,7 +424,8 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     Each epoch draws a permutation from ``numpy.random.default_rng(seed)`` (or the
     Generator passed as ``seed``); the last batch may be smaller. Per batch:
     forward (with dropout if asked), ``MLP.backward`` (with weight decay), then
-    ``optimizer.step`` and the max-norm constraint.
+    ``optimizer.step`` and the max-norm constraint. With plain SGD (no momentum)
+    the backward pass and the update are one fused step, ``MLP.backward_sgd``.
 
     Parameters
     ----------
@@ -499,6 +500,9 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     bar = _progress(progress, total, "mini-batch SGD", initial=start)
     epoch_rng_state = rng.bit_generator.state
     params = model.weights + model.biases
+    # plain SGD: gradients go straight into the update (MLP.backward_sgd)
+    fused = type(optimizer) is SGD and not optimizer.momentum
+    scratch = [np.empty_like(w) for w in model.weights] if fused else None
     try:
         with _sigint_flag() as interrupt, _closing(bar, history, losses, time.perf_counter()):
             for step in range(start, total):
@@ -520,9 +524,14 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                               list(zip(model.weights, model.biases)))
                     if on_divergence == "stop":
                         break
-                weight_grads, bias_grads = model.backward(probs, cache, batch_labels,
-                                                          weight_decay)
-                optimizer.step(params, weight_grads + bias_grads, model.dtype.type(rates[step]))
+                if fused:
+                    model.backward_sgd(probs, cache, batch_labels, rates[step], weight_decay,
+                                       scratch)
+                else:
+                    weight_grads, bias_grads = model.backward(probs, cache, batch_labels,
+                                                              weight_decay)
+                    optimizer.step(params, weight_grads + bias_grads,
+                                   model.dtype.type(rates[step]))
                 if max_norm is not None:
                     _max_norm(model.weights[:-1], max_norm)
                 history.steps = step + 1

@@ -154,3 +154,31 @@ def test_dropout_masks_scale_and_rate():
         model.forward_cache(x, dropout=0.5)
     with pytest.raises(ValueError, match=r"dropout rate must be in \[0, 1\)"):
         model.forward_cache(x, dropout=1.0, rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "leaky_relu"])
+def test_fused_sgd_step_equals_backward_then_update(activation, dtype):
+    """backward_sgd = backward + θ -= η g, applied in place to the model's own arrays."""
+    rng = np.random.default_rng(5)
+    x, labels = rng.normal(size=(9, 8)).astype(dtype), rng.integers(0, 4, size=9)
+    options = dict(dropout=0.3, input_dropout=0.1)
+    for weight_decay in (0.0, 0.05):
+        fused = MLP([8, 7, 6, 4], activation, "xavier", seed=1, dtype=dtype)
+        reference = fused.copy()
+        arrays = fused.weights + fused.biases
+        probs, cache = fused.forward_cache(x, rng=np.random.default_rng(2), **options)
+        fused.backward_sgd(probs, cache, labels, 0.5, weight_decay)
+        probs, cache = reference.forward_cache(x, rng=np.random.default_rng(2), **options)
+        weight_grads, bias_grads = reference.backward(probs, cache, labels, weight_decay)
+        for p, g in zip(reference.weights + reference.biases, weight_grads + bias_grads):
+            p -= dtype(0.5) * g
+        tolerance = 1e-6 if dtype is np.float32 else 1e-14
+        for new, expected, old in zip(fused.weights + fused.biases,
+                                      reference.weights + reference.biases, arrays):
+            assert new is old and new.dtype == dtype and new.flags.c_contiguous
+            np.testing.assert_allclose(new, expected, rtol=0, atol=tolerance)
+        moved = max(np.abs(a - b).max() for a, b in zip(fused.weights,
+                                                         MLP([8, 7, 6, 4], activation, "xavier",
+                                                             seed=1, dtype=dtype).weights))
+        assert moved > 1e-3          # the update did reach the model's arrays

@@ -82,3 +82,15 @@ def test_schedules_roundtrip_through_dicts(schedule):
     again = schedule_from_dict(schedule_to_dict(schedule))
     assert type(again) is type(schedule)
     assert np.array_equal(again.values(60), schedule.values(60))
+
+
+@pytest.mark.parametrize("optimizer, move", [(SGD(), -0.05), (SGD(0.9), -0.05),
+                                             (SGD(0.9, nesterov=True), -0.095)])
+def test_updates_are_in_place_keep_dtype_and_leave_gradients_alone(optimizer, move):
+    param = np.arange(6, dtype=np.float32).reshape(2, 3)
+    grad = np.full((2, 3), 0.5)                  # float64 gradient for a float32 parameter
+    same, grad_before = param, grad.copy()
+    optimizer.step([param], [grad], 0.1)
+    assert param is same and param.dtype == np.float32
+    np.testing.assert_allclose(param, np.arange(6).reshape(2, 3) + move, rtol=1e-6)
+    np.testing.assert_array_equal(grad, grad_before)
