@@ -246,14 +246,19 @@ def _sparse_rows(images, bias_column=None):
     """CSR view of the images: for row i, ``columns[ptr[i]:ptr[i+1]]`` are the
     nonzero pixels and ``values[...]`` their intensities. With ``bias_column``,
     each row ends with that column and the value 1 (the bias input)."""
-    rows, columns = np.nonzero(images)
-    values = images[rows, columns]
-    ptr = np.zeros(len(images) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(images)), out=ptr[1:])
-    if bias_column is not None:
-        columns = np.insert(columns, ptr[1:], bias_column)
-        values = np.insert(values, ptr[1:], 1)
-        ptr += np.arange(len(ptr))
+    n_rows, n_columns = images.shape
+    nonzero = images != 0
+    flat = np.flatnonzero(nonzero)                   # row-major: rows in order
+    extra = 0 if bias_column is None else 1
+    ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(nonzero.sum(axis=1) + extra, out=ptr[1:])
+    pixel_slots = np.ones(ptr[-1], dtype=bool)
+    if extra:
+        pixel_slots[ptr[1:] - 1] = False             # each row's last slot: the bias
+    columns = np.full(ptr[-1], -1 if bias_column is None else bias_column, dtype=np.int64)
+    values = np.ones(ptr[-1], dtype=images.dtype)
+    columns[pixel_slots] = flat % n_columns
+    values[pixel_slots] = images.reshape(-1)[flat]
     return ptr, columns, values
 
 
@@ -328,6 +333,11 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
     augmented = [np.vstack((w, b[None, :])) for w, b in zip(model.weights, model.biases)]
     buffers = [None] + [np.ones(n + 1, model.dtype) for n in model.layer_sizes[1:-1]]
     ger = get_blas_funcs("ger", (augmented[0],))
+    # views made once, not per step: [A_l, 1] buffers, their A_l parts, W_l
+    # without its bias row, and the Fortran-ordered transposes ger updates
+    activations = [None] + [buffer[:-1] for buffer in buffers[1:]]
+    weights_only = [matrix[:-1] for matrix in augmented]
+    transposed = [matrix.T for matrix in augmented]
     sigmoid_hidden = model.activation == "sigmoid"
     relu_hidden = model.activation == "relu"
     act, act_grad = ACTIVATIONS[model.activation]   # other activations: the generic path
@@ -342,7 +352,7 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
         # thread hand-offs cost more than the work (measured: ~2x slower with two)
         with _sigint_flag() as interrupt, threadpool_limits(1), \
                 _closing(bar, history, losses, time.perf_counter()), \
-                _write_back(augmented, model):
+                _write_back(augmented, model), np.errstate(over="ignore"):
             for step in range(start, total):
                 if interrupt[0]:
                     raise KeyboardInterrupt
@@ -354,11 +364,10 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                 first_rows = augmented[0][pixels]        # rows of [W_1; b_1] that x touches
                 hidden = intensities @ first_rows
                 for layer in range(1, n_layers):
-                    activation = buffers[layer][:-1]     # [A_l, 1]: write A_l in place
+                    activation = activations[layer]      # [A_l, 1]: write A_l in place
                     if sigmoid_hidden:                   # σ(z) = 1 / (1 + e^{-z})
                         np.negative(hidden, out=activation)
-                        with np.errstate(over="ignore"):
-                            np.exp(activation, out=activation)
+                        np.exp(activation, out=activation)   # e^{-z} may overflow to inf: σ = 0
                         activation += 1
                         np.reciprocal(activation, out=activation)
                     elif relu_hidden:                    # max(0, z)
@@ -384,9 +393,9 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                 grad[label] -= 1
                 for layer in range(n_layers - 1, 0, -1):
                     below = buffers[layer]                                # [A_{l-1}, 1]
-                    grad_below = augmented[layer][:-1] @ grad             # δ_l W_lᵀ
-                    ger(-lr, grad, below, a=augmented[layer].T, overwrite_a=1)  # [W; b] -= η [a, 1]ᵀ δ
-                    activation = below[:-1]
+                    grad_below = weights_only[layer] @ grad               # δ_l W_lᵀ
+                    ger(-lr, grad, below, a=transposed[layer], overwrite_a=1)  # [W; b] -= η [a, 1]ᵀ δ
+                    activation = activations[layer]
                     if sigmoid_hidden:                                    # ⊙ σ'(z) = a (1 - a)
                         grad_below *= activation
                         grad_below *= 1 - activation
