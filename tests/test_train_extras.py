@@ -41,7 +41,7 @@ def test_max_norm_holds_after_training(small):
 
 def test_dropout_augment_and_weight_decay_are_reproducible(small):
     def fit():
-        return _fit(small, schedule=Constant(0.05), optimizer=SGD(0.9), dropout=0.3,
+        return _fit(small, epochs=3, schedule=Constant(0.05), optimizer=SGD(0.9), dropout=0.3,
                     input_dropout=0.1, weight_decay=1e-4,
                     augment=lambda b, rng: distort(b, rng, elastic_alpha=20))
     (a, ha), (b, hb) = fit(), fit()
@@ -100,3 +100,28 @@ def test_ladder_rung_runs_and_uses_the_validation_split():
     result = run_rung(LADDER[0], seed=0, epochs=1, progress=False)
     assert len(result.val_loss) == 1 and result.best_epoch == 0
     assert 0.9 < result.test_accuracy < 1 and result.seconds > 0
+
+
+def test_distort_matches_a_direct_shift_and_scipy_smoothing():
+    from scipy import ndimage
+
+    from mlp_lib.augment import _bilinear, gaussian_matrix
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 28, 28))
+    rows, cols = np.mgrid[0:28, 0:28].astype(float)
+    # whole-pixel shift by (2, -1): output (r, c) reads input (r - 2, c + 1), 0 outside
+    shifted = _bilinear(images, np.broadcast_to(rows - 2, images.shape),
+                        np.broadcast_to(cols + 1, images.shape))
+    expected = np.zeros_like(images)
+    expected[:, 2:, :27] = images[:, :26, 1:]
+    np.testing.assert_array_equal(shifted, expected)
+    # half-pixel shift: the mean of two neighbours (and half the edge pixel)
+    half = _bilinear(images, np.broadcast_to(rows, images.shape),
+                     np.broadcast_to(cols + 0.5, images.shape))
+    np.testing.assert_allclose(half[:, :, :27], (images[:, :, :27] + images[:, :, 1:]) / 2)
+    np.testing.assert_allclose(half[:, :, 27], images[:, :, 27] / 2)
+    field = rng.uniform(-1, 1, (4, 28, 28))
+    smooth = gaussian_matrix(4.0)
+    np.testing.assert_allclose(smooth @ field @ smooth.T,
+                               ndimage.gaussian_filter(field, sigma=(0, 4, 4), mode="constant"),
+                               atol=1e-14)
