@@ -1,7 +1,7 @@
 """Benchmark suite: prints side-by-side timings, ratios and exactness.
 
     python3 tasks.py bench                 # parts 1 and 2
-    python3 tasks.py bench --reproduction  # also part 3 (all rows x 5 seeds, ~30 min)
+    python3 tasks.py bench --reproduction  # also part 3 (all rows x 5 seeds, ~10 min)
 
 1. Per-sample SGD: the report's loop (``report_loop.py``) against
    ``mlp_lib.train_per_sample`` from the same initial weights on the same data:
@@ -186,7 +186,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for the mini-batch part (all cores)")
     parser.add_argument("--reproduction", action="store_true",
-                        help="also time all rows × 5 seeds (about half an hour)")
+                        help="also time all rows × 5 seeds (about 10 minutes)")
     parser.add_argument("--skip-per-sample", action="store_true")
     parser.add_argument("--skip-minibatch", action="store_true")
     args = parser.parse_args(argv)
