@@ -60,13 +60,11 @@ def _bilinear(images, rows, cols):
     top, left = np.floor(rows), np.floor(cols)
     frac_r, frac_c = (rows - top).astype(images.dtype), (cols - left).astype(images.dtype)
     # +1 for the padding; anything further out reads the zero border
-    r0 = np.clip(top.astype(np.intp) + 1, 0, _PADDED - 1)
-    r1 = np.clip(top.astype(np.intp) + 2, 0, _PADDED - 1)
-    c0 = np.clip(left.astype(np.intp) + 1, 0, _PADDED - 1)
-    c1 = np.clip(left.astype(np.intp) + 2, 0, _PADDED - 1)
-    flat = padded.reshape(n, -1)
+    top, left = top.astype(np.intp) + 1, left.astype(np.intp) + 1
+    r0, r1 = np.clip(top, 0, _PADDED - 1), np.clip(top + 1, 0, _PADDED - 1)
+    c0, c1 = np.clip(left, 0, _PADDED - 1), np.clip(left + 1, 0, _PADDED - 1)
     base = (np.arange(n) * _PADDED * _PADDED)[:, None, None]
-    pick = flat.reshape(-1)
+    pick = padded.reshape(-1)
     top_row = (pick[base + r0 * _PADDED + c0] * (1 - frac_c)
                + pick[base + r0 * _PADDED + c1] * frac_c)
     bottom_row = (pick[base + r1 * _PADDED + c0] * (1 - frac_c)

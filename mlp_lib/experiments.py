@@ -7,10 +7,10 @@ rows and seeds on all cores; ``summarize`` compares seeds with the report.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
-import functools
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field

@@ -206,7 +206,7 @@ class MLP:
         extra term :math:`\\tfrac{\\lambda}{2}\\sum_l \\lVert W_l\\rVert^2` and each
         weight gradient gains :math:`\\lambda W_l` (biases are not decayed).
         """
-        activations, hidden, masks = cache["activations"], cache["hidden"], cache["masks"]
+        activations = cache["activations"]
         grad_logits = softmax_cross_entropy_grad(probs, labels)   # Δ_L = (Ŷ - Y)/N
         weight_grads = [None] * self.n_layers
         bias_grads = [None] * self.n_layers
@@ -217,11 +217,17 @@ class MLP:
                 weight_grads[layer] += weight_decay * self.weights[layer]   # + λ W_l
             bias_grads[layer] = grad_pre.sum(axis=0)               # Σ_n Δ_l
             if layer > 0:                                          # Δ_{l-1}
-                grad_pre = _times_act_grad(self.activation, grad_pre @ self.weights[layer].T,
-                                           hidden[layer])
-                if masks[layer] is not None:
-                    grad_pre *= masks[layer]
+                grad_pre = self._delta_below(layer, grad_pre, cache)
         return weight_grads, bias_grads
+
+    def _delta_below(self, layer, grad_pre, cache):
+        r""":math:`\Delta_{l-1} = (\Delta_l W_l^\top) \odot \mathrm{act}'(A_{l-1})`,
+        times the dropout mask :math:`M_{l-1}` if there is one."""
+        grad_below = _times_act_grad(self.activation, grad_pre @ self.weights[layer].T,
+                                     cache["hidden"][layer])
+        if cache["masks"][layer] is not None:
+            grad_below *= cache["masks"][layer]
+        return grad_below
 
     def backward_sgd(self, probs, cache, labels, lr, weight_decay=0.0, scratch=None):
         r"""``backward`` fused with the plain SGD update (no momentum), for speed.
@@ -247,7 +253,7 @@ class MLP:
             Arrays shaped like ``weights``, reused across calls (the trainer
             keeps one set); allocated here when not given.
         """
-        activations, hidden, masks = cache["activations"], cache["hidden"], cache["masks"]
+        activations = cache["activations"]
         if scratch is None:
             scratch = [np.empty_like(w) for w in self.weights]
         lr = self.dtype.type(lr)
@@ -255,10 +261,7 @@ class MLP:
         for layer in reversed(range(self.n_layers)):
             weights = self.weights[layer]
             if layer > 0:                                          # Δ_{l-1}, from W_l
-                grad_below = _times_act_grad(self.activation, grad_pre @ weights.T,
-                                             hidden[layer])
-                if masks[layer] is not None:
-                    grad_below *= masks[layer]
+                grad_below = self._delta_below(layer, grad_pre, cache)
             step = grad_pre * -lr                                  # -η Δ_l
             np.matmul(activations[layer].T, step, out=scratch[layer])   # -η A_{l-1}ᵀ Δ_l
             if weight_decay:

@@ -352,7 +352,7 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
         # thread hand-offs cost more than the work (measured: ~2x slower with two)
         with _sigint_flag() as interrupt, threadpool_limits(1), \
                 _closing(bar, history, losses, time.perf_counter()), \
-                _write_back(augmented, model), np.errstate(over="ignore"):
+                _write_back(augmented, model):
             for step in range(start, total):
                 if interrupt[0]:
                     raise KeyboardInterrupt
@@ -367,7 +367,8 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                     activation = activations[layer]      # [A_l, 1]: write A_l in place
                     if sigmoid_hidden:                   # σ(z) = 1 / (1 + e^{-z})
                         np.negative(hidden, out=activation)
-                        np.exp(activation, out=activation)   # e^{-z} may overflow to inf: σ = 0
+                        with np.errstate(over="ignore"):     # e^{-z} = inf gives σ = 0
+                            np.exp(activation, out=activation)
                         activation += 1
                         np.reciprocal(activation, out=activation)
                     elif relu_hidden:                    # max(0, z)
