@@ -512,7 +512,6 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     params = model.weights + model.biases
     # plain SGD: gradients go straight into the update (MLP.backward_sgd)
     fused = type(optimizer) is SGD and not optimizer.momentum
-    scratch = [np.empty_like(w) for w in model.weights] if fused else None
     try:
         with _sigint_flag() as interrupt, _closing(bar, history, losses, time.perf_counter()):
             for step in range(start, total):
@@ -535,8 +534,7 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                     if on_divergence == "stop":
                         break
                 if fused:
-                    model.backward_sgd(probs, cache, batch_labels, rates[step], weight_decay,
-                                       scratch)
+                    model.backward_sgd(probs, cache, batch_labels, rates[step], weight_decay)
                 else:
                     weight_grads, bias_grads = model.backward(probs, cache, batch_labels,
                                                               weight_decay)

@@ -182,3 +182,32 @@ def test_fused_sgd_step_equals_backward_then_update(activation, dtype):
                                                          MLP([8, 7, 6, 4], activation, "xavier",
                                                              seed=1, dtype=dtype).weights))
         assert moved > 1e-3          # the update did reach the model's arrays
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_blas_products_match_numpy_for_every_layout(dtype):
+    """The model's gemm helpers give numpy's results for C-ordered, Fortran-ordered
+    and strided operands, keep the dtype, and update the weights in place."""
+    from mlp_lib.model import _add_product, _matmul
+    rng = np.random.default_rng(0)
+    left, right = rng.normal(size=(6, 5)).astype(dtype), rng.normal(size=(5, 4)).astype(dtype)
+    layouts = [lambda m: m, np.asfortranarray, lambda m: np.repeat(m, 2, axis=1)[:, ::2]]
+    for arrange_left in layouts:
+        for arrange_right in layouts:
+            product = _matmul(arrange_left(left), arrange_right(right))
+            assert product.dtype == dtype and product.flags.c_contiguous
+            np.testing.assert_allclose(product, left @ right, rtol=1e-6)
+    np.testing.assert_allclose(_matmul(left.T, left), left.T @ left, rtol=1e-6)
+    assert _matmul(left[:0], right).shape == (0, 4)                     # empty batch
+    assert _matmul(left, right.astype(np.float64)).dtype == np.float64  # mixed: numpy's @
+
+    weights, step = rng.normal(size=(5, 3)).astype(dtype), rng.normal(size=(6, 3)).astype(dtype)
+    inputs = rng.normal(size=(6, 5)).astype(dtype)
+    for keep in (1.0, 0.9):
+        expected = keep * weights + inputs.T @ step
+        target = weights.copy()
+        _add_product(target, inputs, step, dtype(keep))
+        np.testing.assert_allclose(target, expected, rtol=1e-5)
+        strided = np.repeat(weights, 2, axis=0)[::2]     # not contiguous: numpy fallback
+        _add_product(strided, inputs, step, dtype(keep))
+        np.testing.assert_allclose(strided, expected, rtol=1e-5)
