@@ -2,6 +2,7 @@
 """Set up and run the project with nothing but Python >= 3.10.
 
     python3 tasks.py reproduce   # set up .venv, re-execute notebooks/*.ipynb in place
+    python3 tasks.py reproduce 01 03   # only the notebooks whose names start so
     python3 tasks.py test        # set up .venv, run unit tests + nbval on the notebooks
     python3 tasks.py bench       # set up .venv, run the benchmark suite
     python3 tasks.py setup       # only create/refresh .venv
@@ -54,9 +55,12 @@ def notebooks():
     return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def reproduce():
+def reproduce(prefixes=()):
     setup()
-    for notebook in notebooks():
+    chosen = [nb for nb in notebooks() if not prefixes or nb.name.startswith(tuple(prefixes))]
+    if not chosen:
+        sys.exit(f"no notebook name starts with {' or '.join(prefixes)}")
+    for notebook in chosen:
         code = run(PYTHON, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
                    "--inplace", "--ExecutePreprocessor.timeout=-1",
                    "--ExecutePreprocessor.kernel_name=python3", notebook)
@@ -83,7 +87,7 @@ def bench(extra_args=()):
 
 
 def main(argv):
-    commands = {"setup": lambda rest: setup() or 0, "reproduce": lambda rest: reproduce(),
+    commands = {"setup": lambda rest: setup() or 0, "reproduce": reproduce,
                 "test": test, "bench": bench}
     if not argv or argv[0] not in commands:
         print(__doc__)
