@@ -361,7 +361,7 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
     gather_layer = [relu_hidden and layer > 0 and matrix.size >= GATHER_MIN_SIZE
                     for layer, matrix in enumerate(augmented)]
     gathered = [None] * len(augmented)
-    n_layers = model.n_layers
+    n_layers, dtype = model.n_layers, model.dtype
 
     losses = np.empty(total)
     losses[:start] = past
@@ -426,7 +426,7 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                         grad_active = block[:-1] @ grad                   # relu' = 1 on them
                         ger(-lr, grad, inputs, a=block.T, overwrite_a=1)
                         augmented[layer][active] = block
-                        grad = np.zeros(len(activations[layer]))          # relu' = 0 elsewhere
+                        grad = np.zeros(len(activations[layer]), dtype)   # relu' = 0 elsewhere
                         grad[active[:-1]] = grad_active
                         continue
                     below = buffers[layer]                                # [A_{l-1}, 1]

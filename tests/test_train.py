@@ -62,24 +62,30 @@ def test_per_sample_trainer_equals_the_spec_loop(mnist_train, activation, init, 
     assert np.abs(model.weights[1] - untrained.weights[1]).max() > 1e-4
 
 
-def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, monkeypatch):
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, monkeypatch, dtype,
+                                                      tolerance):
     """Big ReLU layers work on the rows of their active inputs only (the rows of
     zero inputs would change by exactly 0): same weights as the spec loop, with
-    every layer gathering and most units off."""
+    every layer gathering and most units off; the dtype is kept."""
     import mlp_lib.train
     monkeypatch.setattr(mlp_lib.train, "GATHER_MIN_SIZE", 0)
     images, labels = mnist_train
-    model = MLP([784, 64, 48, 32, 10], "relu", "he", seed=3)
+    model = MLP([784, 64, 48, 32, 10], "relu", "he", seed=3, dtype=dtype)
     for bias in model.biases[:-1]:
         bias -= 0.15                                 # switch most units off
     _, cache = model.forward_cache(images[:300])
     assert all(np.mean(a > 0) < 0.5 for a in cache["hidden"][1:])   # the gathered path
-    expected = spec_loop(model.copy(), images[:300], labels[:300], [0.01] * 300)
+    reference = model.copy()
+    reference.weights = [w.astype(np.float64) for w in reference.weights]
+    reference.biases = [b.astype(np.float64) for b in reference.biases]
+    expected = spec_loop(reference, images[:300], labels[:300], [0.01] * 300)
     moved = model.copy()
     train_per_sample(moved, images[:300], labels[:300], epochs=1, schedule=Constant(0.01),
                      progress=False)
     got = [np.concatenate((b[:, None], w.T), axis=1) for w, b in zip(moved.weights, moved.biases)]
-    assert max(np.abs(g - e).max() for g, e in zip(got, expected)) < 1e-12
+    assert all(w.dtype == dtype for w in moved.weights + moved.biases)
+    assert max(np.abs(g - e).max() for g, e in zip(got, expected)) < tolerance
     assert np.abs(moved.weights[1] - model.weights[1]).max() > 1e-4
 
 
