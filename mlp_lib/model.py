@@ -99,7 +99,7 @@ def _add_product(weights, inputs, step, keep=1.0):
     if not (_blas_ok(weights, inputs, step) and weights.flags.c_contiguous):
         if keep != 1:
             weights *= keep
-        weights += inputs.T @ step
+        weights += _matmul(inputs.T, step)
         return
     # Wᵀ ← β Wᵀ + Sᵀ A, with Wᵀ the Fortran-ordered view of the C-ordered W
     a, trans_a = _operand(step, True)

@@ -395,15 +395,16 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                         np.maximum(hidden, 0, out=activation)
                     else:
                         activation[...] = act(hidden)
+                    buffer = buffers[layer]
                     if gather_layer[layer]:
-                        active = np.flatnonzero(buffers[layer])  # active units, and the bias's 1
-                        if 2 * len(active) <= len(buffers[layer]):
-                            inputs, block = buffers[layer][active], augmented[layer][active]
+                        active = np.flatnonzero(buffer)          # active units, and the bias's 1
+                        if 2 * len(active) <= len(buffer):
+                            inputs, block = buffer[active], augmented[layer][active]
                             gathered[layer] = (active, inputs, block)
                             hidden = inputs @ block              # the zero rows add nothing
                             continue
                         gathered[layer] = None
-                    hidden = buffers[layer] @ augmented[layer]
+                    hidden = buffer @ augmented[layer]
                 # ---- loss: -ln softmax(z)_y = ln Σ e^{z_j - m} + m - z_y
                 label = label_list[i]
                 top = hidden.max()
