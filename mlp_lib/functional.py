@@ -157,6 +157,31 @@ def cross_entropy(logits, labels):
     return -np.mean(log_probs[np.arange(len(logits)), labels])
 
 
+def softmax_cross_entropy(logits, labels):
+    r"""Softmax of each row of ``logits`` (N, C) and the mean cross-entropy of
+    ``labels``, from one pass of exponentials.
+
+    .. math::
+
+        \hat Y_{nj} = \frac{e^{H_{nj} - m_n}}{s_n}, \qquad
+        L = \frac{1}{N} \sum_n \left(\ln s_n - (H_{n, y_n} - m_n)\right), \qquad
+        s_n = \sum_j e^{H_{nj} - m_n}
+
+    The same values, bit for bit, as ``softmax(logits)`` and
+    ``cross_entropy(logits, labels)``, which would compute the exponentials twice.
+
+    Returns
+    -------
+    probs : ndarray (N, C)
+    loss : scalar of the logits' dtype
+    """
+    shifted = logits - np.max(logits, axis=1, keepdims=True)
+    exps = np.exp(shifted)
+    sums = np.sum(exps, axis=1, keepdims=True)
+    picked = shifted[np.arange(len(logits)), labels]
+    return exps / sums, np.mean(np.log(sums[:, 0]) - picked)
+
+
 def softmax_cross_entropy_grad(probs, labels):
     r"""Gradient of the mean cross-entropy with respect to the logits.
 

@@ -19,7 +19,10 @@ The per-sample engine computes exactly these equations, but fast:
   a ``concatenate`` per layer);
 * only the nonzero pixels touch layer 1: MNIST is about 81% zeros, and the
   gradient of a weight row whose input is 0 is exactly 0, so those rows are
-  neither read nor written (the input's own gradient is never computed);
+  neither read nor written (the input's own gradient is never computed). The
+  image is a sparse row, and SciPy's compiled sparse-times-dense loops (the
+  kernels behind ``scipy.sparse``) read those rows for the forward pass and
+  update them in place, with no copy of the rows in and out;
 * likewise, a ReLU unit whose output is 0 contributes nothing to the next
   layer, its weight row there does not change and its :math:`\delta` is 0, so
   a big layer (``GATHER_MIN_SIZE``) whose input is at most half active works on
@@ -45,6 +48,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
+
+try:    # the compiled loops behind scipy.sparse's matrix products (a private module)
+    from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
+except ImportError:     # pragma: no cover - a SciPy without them: gather rows instead
+    csc_matvecs = csr_matvecs = None
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
@@ -247,6 +255,12 @@ def _interrupted(step, checkpoint, model, state, history):
                                step, checkpoint, history)
 
 
+#: Layer 1 of the per-sample engine reads and updates the rows of the nonzero
+#: pixels in place with SciPy's sparse kernels (measured: 46 µs per step
+#: against 73 µs for gathering those rows, a gemv and a ger on the copy, and
+#: writing it back). False, or a SciPy without the kernels: the gather path.
+SPARSE_FIRST_LAYER = csr_matvecs is not None
+
 #: Weight matrices at least this big (entries, bias row included) gather the
 #: rows of their active ReLU inputs in the per-sample engine; smaller ones are
 #: cheaper to use whole (the gather and scatter cost two extra calls).
@@ -339,10 +353,15 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
     # the end of a preallocated activation buffer (and at the end of every
     # image's list of nonzero pixels). One gemv then gives A W + b and one ger
     # updates both W and b.
-    ptr, columns, values = _sparse_rows(images, bias_column=model.layer_sizes[0])
-    ptr = ptr.tolist()
+    ptr_array, columns, values = _sparse_rows(images, bias_column=model.layer_sizes[0])
+    ptr = ptr_array.tolist()
     augmented = [np.vstack((w, b[None, :])) for w, b in zip(model.weights, model.biases)]
     buffers = [None] + [np.ones(n + 1, model.dtype) for n in model.layer_sizes[1:-1]]
+    # layer 1 in place: [W_1; b_1] as a flat array for the sparse kernels
+    sparse_first = SPARSE_FIRST_LAYER
+    first_matrix, first_flat = augmented[0], augmented[0].reshape(-1)
+    n_first_rows, n_first_units = first_matrix.shape
+    zeros = [None] + [np.zeros(n, model.dtype) for n in model.layer_sizes[1:-1]]
     ger = get_blas_funcs("ger", (augmented[0],))
     # views made once, not per step: [A_l, 1] buffers, their A_l parts, W_l
     # without its bias row, and the Fortran-ordered transposes ger updates
@@ -378,11 +397,17 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                     raise KeyboardInterrupt
                 lr = rate_list[step]
                 i = step % n_samples
-                lo, hi = ptr[i], ptr[i + 1]
-                pixels, intensities = columns[lo:hi], values[lo:hi]
                 # ---- forward: Z_l = A_{l-1} W_l + b_l, A_l = act(Z_l)
-                first_rows = augmented[0][pixels]        # rows of [W_1; b_1] that x touches
-                hidden = intensities @ first_rows
+                if sparse_first:      # Z_1 = Σ_p x_p [W_1; b_1]_p over x's nonzero pixels p
+                    image_span = ptr_array[i:i + 2]      # where image i's pixels are listed
+                    hidden = np.zeros(n_first_units, dtype)
+                    csr_matvecs(1, n_first_rows, n_first_units, image_span, columns, values,
+                                first_flat, hidden)
+                else:                 # the same on a copy of those rows
+                    lo, hi = ptr[i], ptr[i + 1]
+                    pixels, intensities = columns[lo:hi], values[lo:hi]
+                    first_rows = first_matrix[pixels]
+                    hidden = intensities @ first_rows
                 for layer in range(1, n_layers):
                     activation = activations[layer]      # [A_l, 1]: write A_l in place
                     if sigmoid_hidden:                   # σ(z) = 1 / (1 + e^{-z})
@@ -391,8 +416,8 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                             np.exp(activation, out=activation)
                         activation += 1
                         np.reciprocal(activation, out=activation)
-                    elif relu_hidden:                    # max(0, z)
-                        np.maximum(hidden, 0, out=activation)
+                    elif relu_hidden:                    # max(0, z); numpy's fast
+                        np.maximum(hidden, zeros[layer], out=activation)  # loop needs an array
                     else:
                         activation[...] = act(hidden)
                     buffer = buffers[layer]
@@ -442,8 +467,13 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                     else:
                         grad_below *= act_grad(activation)
                     grad = grad_below
-                ger(-lr, grad, intensities, a=first_rows.T, overwrite_a=1)
-                augmented[0][pixels] = first_rows
+                if sparse_first:      # [W_1; b_1]_p += x_p (-η δ_1) for x's nonzero pixels p
+                    grad *= -lr
+                    csc_matvecs(n_first_rows, 1, n_first_units, image_span, columns, values,
+                                grad, first_flat)
+                else:
+                    ger(-lr, grad, intensities, a=first_rows.T, overwrite_a=1)
+                    first_matrix[pixels] = first_rows
                 history.steps = step + 1
                 if history.steps % record_every == 0:
                     bar.update(record_every)
@@ -562,8 +592,9 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                 batch, batch_labels = images[rows], labels[rows]
                 if augment is not None:
                     batch = augment(batch, augment_rng)
-                probs, cache = model.forward_cache(batch, dropout, input_dropout, dropout_rng)
-                loss = cross_entropy(cache["logits"], batch_labels)
+                probs, cache = model.forward_cache(batch, dropout, input_dropout, dropout_rng,
+                                                   batch_labels)
+                loss = cache["loss"]
                 losses[step] = loss
                 if not math.isfinite(loss):
                     _diverged(history, step, rates[step], on_divergence, model, batch,

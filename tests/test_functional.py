@@ -60,3 +60,15 @@ def test_dtype_preserved(dtype):
     for fn in (F.sigmoid, F.relu, F.softmax, F.log_softmax):
         assert fn(x).dtype == dtype
     assert F.relu_grad(F.relu(x)).dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy_equals_the_two_functions_bit_for_bit(dtype):
+    rng = np.random.default_rng(4)
+    logits = (rng.normal(size=(37, 10)) * 8).astype(dtype)
+    logits[0, 3] = 500                                   # one saturated row
+    labels = rng.integers(0, 10, size=37)
+    probs, loss = F.softmax_cross_entropy(logits, labels)
+    assert np.array_equal(probs, F.softmax(logits))
+    assert loss == F.cross_entropy(logits, labels) and loss.dtype == dtype
+    assert loss > 0

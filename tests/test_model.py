@@ -211,3 +211,13 @@ def test_blas_products_match_numpy_for_every_layout(dtype):
         strided = np.repeat(weights, 2, axis=0)[::2]     # not contiguous: numpy fallback
         _add_product(strided, inputs, step, dtype(keep))
         np.testing.assert_allclose(strided, expected, rtol=1e-5)
+
+
+def test_relu_with_the_cached_zeros_equals_maximum_and_leaves_the_cache_zero():
+    from mlp_lib.model import _activate, _ZEROS
+    rng = np.random.default_rng(2)
+    for shape in [(3, 5), (128, 512), (1, 7), (2000, 600)]:    # the last one: over 2**20
+        pre = rng.normal(size=shape).astype(np.float32)
+        expected = np.maximum(pre, 0)
+        assert np.array_equal(_activate("relu", pre), expected)
+    assert all(not z.any() and not z.flags.writeable for z in _ZEROS.values())

@@ -62,6 +62,30 @@ def test_per_sample_trainer_equals_the_spec_loop(mnist_train, activation, init, 
     assert np.abs(model.weights[1] - untrained.weights[1]).max() > 1e-4
 
 
+def test_first_layer_uses_scipys_sparse_kernels():
+    """The fast layer-1 path is on with the SciPy this project installs (a SciPy
+    without the private kernels would silently fall back to the slower path)."""
+    import mlp_lib.train
+    assert mlp_lib.train.SPARSE_FIRST_LAYER
+
+
+@pytest.mark.parametrize("activation, init", [("relu", "he"), ("sigmoid", "normal")])
+def test_gather_fallback_for_layer_one_equals_the_spec_loop(mnist_train, monkeypatch,
+                                                            activation, init):
+    """Without SciPy's sparse kernels layer 1 gathers its rows: same result."""
+    import mlp_lib.train
+    monkeypatch.setattr(mlp_lib.train, "SPARSE_FIRST_LAYER", False)
+    images, labels = mnist_train
+    model = MLP([784, 64, 32, 10], activation, init, seed=5)
+    expected = spec_loop(model.copy(), images[:200], labels[:200], [0.02] * 200)
+    train_per_sample(model, images[:200], labels[:200], epochs=1, schedule=Constant(0.02),
+                     progress=False)
+    got = [np.concatenate((b[:, None], w.T), axis=1) for w, b in zip(model.weights, model.biases)]
+    assert max(np.abs(g - e).max() for g, e in zip(got, expected)) < 1e-12
+    untrained = MLP([784, 64, 32, 10], activation, init, seed=5)
+    assert np.abs(model.weights[0] - untrained.weights[0]).max() > 1e-4
+
+
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
 def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, monkeypatch, dtype,
                                                       tolerance):
