@@ -48,11 +48,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
-
-try:    # the compiled loops behind scipy.sparse's matrix products (a private module)
-    from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
-except ImportError:     # pragma: no cover - a SciPy without them: gather rows instead
-    csc_matvecs = csr_matvecs = None
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
@@ -61,6 +56,11 @@ from .checkpoint import TrainingState, data_fingerprint, save_checkpoint
 from .model import MLP, as_generator
 from .optim import SGD
 from .schedules import Constant, schedule_from_dict, schedule_to_dict
+
+try:    # the compiled loops behind scipy.sparse's matrix products (a private module)
+    from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
+except ImportError:     # pragma: no cover - a SciPy without them: gather rows instead
+    csc_matvecs = csr_matvecs = None
 
 __all__ = ["History", "DivergenceError", "TrainingInterrupted", "train_per_sample",
            "train_minibatch", "evaluate"]

@@ -6,6 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
+
 _path = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 _spec = importlib.util.spec_from_file_location("mlp_lib_benchmarks", _path)
 bench = importlib.util.module_from_spec(_spec)
@@ -38,3 +40,26 @@ def test_minibatch_part_reports_missing_peers_as_skipped(mnist_train, capsys, mo
     ours = result["mlp_lib.train_minibatch"]
     assert ours["seconds"] > 0 and ours["ratio"] == 1.0 and 0 < ours["share_of_peak"]
     assert result["peak"] > 0
+    ceiling = result[bench.PRODUCTS]                      # the products alone always run
+    assert ceiling["seconds"] > 0 and 0 < ceiling["share_of_peak"] <= ceiling["best_share_of_peak"]
+
+
+def test_products_epoch_counts_every_batch_and_leaves_the_weights(monkeypatch):
+    """The BLAS-ceiling replay makes, per batch, one forward product per layer,
+    one Δ Wᵀ per layer above the first and one update per layer; its zero steps
+    leave the weights unchanged."""
+    products, updates = [], []
+    real_add = bench._add_product
+
+    def add(weights, inputs, step):
+        before = weights.copy()
+        real_add(weights, inputs, step)
+        updates.append((inputs.shape, np.array_equal(weights, before)))
+
+    monkeypatch.setattr(bench, "_matmul", lambda a, b: products.append((a.shape, b.shape)))
+    monkeypatch.setattr(bench, "_add_product", add)
+    bench.products_epoch_fn(300, batch=128, sizes=[6, 5, 4, 3])()
+    batches = 3                                            # 128 + 128 + 44 rows
+    assert len(products) == batches * (3 + 2) and len(updates) == batches * 3
+    assert ((44, 6), True) in updates                      # the short last batch
+    assert all(unchanged for _, unchanged in updates)
