@@ -57,13 +57,28 @@ from .model import MLP, as_generator
 from .optim import SGD
 from .schedules import Constant, schedule_from_dict, schedule_to_dict
 
-try:    # the compiled loops behind scipy.sparse's matrix products (a private module)
-    from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
-except ImportError:     # pragma: no cover - a SciPy without them: gather rows instead
-    csc_matvecs = csr_matvecs = None
-
 __all__ = ["History", "DivergenceError", "TrainingInterrupted", "train_per_sample",
            "train_minibatch", "evaluate"]
+
+
+def _sparse_kernels():
+    """SciPy's compiled ``csr_matvecs`` and ``csc_matvecs`` (the loops behind
+    scipy.sparse's products; a private module), if present and behaving as the
+    per-sample engine expects on a 2×2 example; else ``(None, None)``."""
+    try:
+        from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
+        span, column, value = np.array([0, 1]), np.array([1]), np.array([2.0])
+        matrix, row = np.array([[1.0, 1.0], [3.0, 4.0]]), np.zeros(2)
+        csr_matvecs(1, 2, 2, span, column, value, matrix.reshape(-1), row)  # row = 2 m_1
+        csc_matvecs(2, 1, 2, span, column, value, row, matrix.reshape(-1))  # m_1 += 2 row
+    except Exception:   # pragma: no cover - missing or changed: gather rows instead
+        return None, None
+    if row.tolist() == [6.0, 8.0] and matrix.tolist() == [[1.0, 1.0], [15.0, 20.0]]:
+        return csr_matvecs, csc_matvecs
+    return None, None   # pragma: no cover
+
+
+csr_matvecs, csc_matvecs = _sparse_kernels()
 
 
 @dataclass

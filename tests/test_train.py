@@ -69,6 +69,19 @@ def test_first_layer_uses_scipys_sparse_kernels():
     assert mlp_lib.train.SPARSE_FIRST_LAYER
 
 
+def test_sparse_kernels_that_misbehave_or_are_missing_are_not_used(monkeypatch):
+    import sys
+    import types
+
+    import mlp_lib.train
+    fake = types.ModuleType("scipy.sparse._sparsetools")
+    fake.csr_matvecs = fake.csc_matvecs = lambda *args: None       # computes nothing
+    monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", fake)
+    assert mlp_lib.train._sparse_kernels() == (None, None)
+    monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", None)   # ImportError
+    assert mlp_lib.train._sparse_kernels() == (None, None)
+
+
 @pytest.mark.parametrize("activation, init", [("relu", "he"), ("sigmoid", "normal")])
 def test_gather_fallback_for_layer_one_equals_the_spec_loop(mnist_train, monkeypatch,
                                                             activation, init):
