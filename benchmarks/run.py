@@ -225,7 +225,7 @@ def minibatch(images, labels, repeats, threads):
         result[name] = {"seconds": seconds, "ratio": ratio, "share_of_peak": share,
                         "best_share_of_peak": max(shares)}
     print(f"\nThe last row replays an epoch's gemm calls (same shapes and layouts, "
-          f"{epoch_flops(len(images)) / 1e9:.1f} GFLOP) without the element-wise work: "
+          f"{flops / 1e9:.1f} GFLOP) without the element-wise work: "
           f"no implementation on this BLAS gets above it.")
     return result
 

@@ -53,7 +53,7 @@ from tqdm import tqdm
 
 from .functional import ACTIVATIONS, cross_entropy
 from .checkpoint import TrainingState, data_fingerprint, save_checkpoint
-from .model import MLP, as_generator
+from .model import MLP, _zeros_like, as_generator
 from .optim import SGD
 from .schedules import Constant, schedule_from_dict, schedule_to_dict
 
@@ -368,19 +368,18 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
     # the end of a preallocated activation buffer (and at the end of every
     # image's list of nonzero pixels). One gemv then gives A W + b and one ger
     # updates both W and b.
-    ptr_array, columns, values = _sparse_rows(images, bias_column=model.layer_sizes[0])
-    ptr = ptr_array.tolist()
+    ptr, columns, values = _sparse_rows(images, bias_column=model.layer_sizes[0])
     augmented = [np.vstack((w, b[None, :])) for w, b in zip(model.weights, model.biases)]
     buffers = [None] + [np.ones(n + 1, model.dtype) for n in model.layer_sizes[1:-1]]
     # layer 1 in place: [W_1; b_1] as a flat array for the sparse kernels
     sparse_first = SPARSE_FIRST_LAYER
     first_matrix, first_flat = augmented[0], augmented[0].reshape(-1)
     n_first_rows, n_first_units = first_matrix.shape
-    zeros = [None] + [np.zeros(n, model.dtype) for n in model.layer_sizes[1:-1]]
     ger = get_blas_funcs("ger", (augmented[0],))
     # views made once, not per step: [A_l, 1] buffers, their A_l parts, W_l
     # without its bias row, and the Fortran-ordered transposes ger updates
     activations = [None] + [buffer[:-1] for buffer in buffers[1:]]
+    zeros = [None] + [_zeros_like(a) for a in activations[1:]]    # for ReLU's maximum
     weights_only = [matrix[:-1] for matrix in augmented]
     transposed = [matrix.T for matrix in augmented]
     sigmoid_hidden = model.activation == "sigmoid"
@@ -413,13 +412,13 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                 lr = rate_list[step]
                 i = step % n_samples
                 # ---- forward: Z_l = A_{l-1} W_l + b_l, A_l = act(Z_l)
+                image_span = ptr[i:i + 2]                # where image i's pixels are listed
                 if sparse_first:      # Z_1 = Σ_p x_p [W_1; b_1]_p over x's nonzero pixels p
-                    image_span = ptr_array[i:i + 2]      # where image i's pixels are listed
                     hidden = np.zeros(n_first_units, dtype)
                     csr_matvecs(1, n_first_rows, n_first_units, image_span, columns, values,
                                 first_flat, hidden)
                 else:                 # the same on a copy of those rows
-                    lo, hi = ptr[i], ptr[i + 1]
+                    lo, hi = image_span.tolist()
                     pixels, intensities = columns[lo:hi], values[lo:hi]
                     first_rows = first_matrix[pixels]
                     hidden = intensities @ first_rows
@@ -431,8 +430,8 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                             np.exp(activation, out=activation)
                         activation += 1
                         np.reciprocal(activation, out=activation)
-                    elif relu_hidden:                    # max(0, z); numpy's fast
-                        np.maximum(hidden, zeros[layer], out=activation)  # loop needs an array
+                    elif relu_hidden:                    # max(0, z)
+                        np.maximum(hidden, zeros[layer], out=activation)
                     else:
                         activation[...] = act(hidden)
                     buffer = buffers[layer]
