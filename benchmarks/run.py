@@ -36,7 +36,7 @@ from report_loop import report_train, report_weights  # noqa: E402
 
 from mlp_lib import MLP, Constant, experiments, load_mnist, train_minibatch  # noqa: E402
 from mlp_lib import train_per_sample  # noqa: E402
-from mlp_lib.model import _add_product, _matmul  # noqa: E402
+from mlp_lib._blas import add_product, matmul  # noqa: E402
 
 FOUR = [784, 512, 256, 64, 10]
 PRODUCTS = "its matrix products alone (the BLAS ceiling)"
@@ -121,11 +121,11 @@ def products_epoch_fn(n_samples, batch=128, sizes=FOUR):
         for start in range(0, n_samples, batch):
             rows = min(batch, n_samples - start)
             for weights, a in zip(model.weights, inputs):
-                _matmul(a[:rows], weights)
+                matmul(a[:rows], weights)
             for layer in reversed(range(len(model.weights))):
                 if layer:
-                    _matmul(deltas[layer][:rows], model.weights[layer].T)
-                _add_product(model.weights[layer], inputs[layer][:rows], steps[layer][:rows])
+                    matmul(deltas[layer][:rows], model.weights[layer].T)
+                add_product(model.weights[layer], inputs[layer][:rows], steps[layer][:rows])
     return epoch
 
 

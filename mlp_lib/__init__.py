@@ -5,9 +5,15 @@ Modules, each readable alone:
 - ``data``: IDX reader with checksums, ``load_mnist``
 - ``functional``: activations, softmax, cross-entropy and their derivatives
 - ``init``: weight initialisers (normal, uniform, xavier, he)
-- ``model``: ``MLP`` (parameters, forward with cache, backward)
+- ``model``: ``MLP`` (parameters, forward with cache, backward), ``evaluate``
+- ``gradcheck``: central-difference gradient checks
 - ``schedules``: learning-rate schedules
-- ``train``: per-sample and mini-batch SGD, ``evaluate``
+- ``optim``: SGD (momentum, Nesterov), Adam
+- ``reference``: the report's per-sample SGD as a textbook loop (read this first)
+- ``per_sample``: the fast per-sample engine (same numbers as ``reference``)
+- ``minibatch``: shuffled mini-batch training (notebook 05)
+- ``lifecycle``: what every run shares: History, errors, Ctrl-C, resume
+- ``train``: the trainers gathered for import
 - ``experiments``: the report's rows, ``run``, comparison tables
 - ``checkpoint``: save / load models and training state
 - ``estimator``: ``MLPClassifier`` with scikit-learn's conventions

@@ -20,9 +20,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .data import default_root, load_mnist
-from .model import MLP
+from .lifecycle import progress_bar
+from .model import MLP, evaluate
+from .per_sample import train_per_sample
 from .schedules import Constant, LinearDecay
-from .train import _progress, evaluate, train_per_sample
 
 __all__ = ["Row", "ROWS", "RunResult", "run", "run_many", "summarize", "verdict",
            "format_table", "default_seeds", "quick_mode", "results_path", "save_results",
@@ -211,7 +212,7 @@ def run_jobs(jobs, processes=None, progress=None):
     for job in jobs:
         get_row(job["row_id"])
     processes = min(processes or os.cpu_count() or 1, len(jobs))
-    bar = _progress(progress, len(jobs), "runs")
+    bar = progress_bar(progress, len(jobs), "runs")
     results = []
     try:
         if processes <= 1:

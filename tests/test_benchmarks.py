@@ -49,15 +49,15 @@ def test_products_epoch_counts_every_batch_and_leaves_the_weights(monkeypatch):
     one Δ Wᵀ per layer above the first and one update per layer; its zero steps
     leave the weights unchanged."""
     products, updates = [], []
-    real_add = bench._add_product
+    real_add = bench.add_product
 
     def add(weights, inputs, step):
         before = weights.copy()
         real_add(weights, inputs, step)
         updates.append((inputs.shape, np.array_equal(weights, before)))
 
-    monkeypatch.setattr(bench, "_matmul", lambda a, b: products.append((a.shape, b.shape)))
-    monkeypatch.setattr(bench, "_add_product", add)
+    monkeypatch.setattr(bench, "matmul", lambda a, b: products.append((a.shape, b.shape)))
+    monkeypatch.setattr(bench, "add_product", add)
     bench.products_epoch_fn(300, batch=128, sizes=[6, 5, 4, 3])()
     batches = 3                                            # 128 + 128 + 44 rows
     assert len(products) == batches * (3 + 2) and len(updates) == batches * 3

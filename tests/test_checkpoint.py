@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mlp_lib import MLP, Constant, LinearDecay, train_minibatch, train_per_sample
-from mlp_lib import train as train_module
+from mlp_lib import minibatch, per_sample
+from mlp_lib.lifecycle import TrainingInterrupted
 from mlp_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -27,7 +28,8 @@ def _interrupt_after(monkeypatch, steps):
     @contextmanager
     def fake_flag():
         yield _InterruptAt(steps)
-    monkeypatch.setattr(train_module, "_sigint_flag", fake_flag)
+    for trainer in (per_sample, minibatch):
+        monkeypatch.setattr(trainer, "sigint_flag", fake_flag)
 
 
 def _same(a, b):
@@ -54,7 +56,7 @@ def test_per_sample_resume_is_bit_identical(tmp_path, monkeypatch, mnist_train, 
     model = MLP([784, 32, 16, 10], "relu", "he", seed=1)
     with monkeypatch.context() as patch:
         _interrupt_after(patch, stop_at)
-        with pytest.raises(train_module.TrainingInterrupted, match="resume") as info:
+        with pytest.raises(TrainingInterrupted, match="resume") as info:
             train_per_sample(model, images, labels, checkpoint=tmp_path / "c.npz", **kwargs)
     assert info.value.step == stop_at and info.value.checkpoint == tmp_path / "c.npz"
     restored, state = load_checkpoint(tmp_path / "c.npz")
@@ -75,7 +77,7 @@ def test_minibatch_resume_is_bit_identical(tmp_path, monkeypatch, mnist_train, s
     model = MLP([784, 24, 10], "relu", "he", seed=2, dtype=np.float32)
     with monkeypatch.context() as patch:
         _interrupt_after(patch, stop_at)
-        with pytest.raises(train_module.TrainingInterrupted):
+        with pytest.raises(TrainingInterrupted):
             train_minibatch(model, images, labels, seed=9, checkpoint=tmp_path / "c.npz",
                             **kwargs)
     restored, state = load_checkpoint(tmp_path / "c.npz")
@@ -91,7 +93,7 @@ def test_real_ctrl_c_saves_a_checkpoint(tmp_path, mnist_train):
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
-        with pytest.raises(train_module.TrainingInterrupted) as info:
+        with pytest.raises(TrainingInterrupted) as info:
             train_per_sample(model, images, labels, epochs=1000, progress=False,
                              checkpoint=tmp_path / "ctrl-c.npz")
     finally:
@@ -106,7 +108,7 @@ def test_resume_rejects_other_data_or_settings(tmp_path, monkeypatch, mnist_trai
     model = MLP([784, 8, 10], seed=0)
     with monkeypatch.context() as patch:
         _interrupt_after(patch, 10)
-        with pytest.raises(train_module.TrainingInterrupted):
+        with pytest.raises(TrainingInterrupted):
             train_per_sample(model, images, labels, progress=False,
                              checkpoint=tmp_path / "c.npz")
     restored, state = load_checkpoint(tmp_path / "c.npz")

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from conftest import numerical_gradient, relative_error
 
 from mlp_lib import MLP
+from mlp_lib.gradcheck import numerical_gradient, relative_error
+from mlp_lib.minibatch import sgd_backward_update
 
 
 def _sizes(depth):
@@ -147,7 +148,7 @@ def test_dropout_masks_scale_and_rate():
     model = MLP([50, 400, 10], "relu", "he", seed=0)
     x = np.ones((200, 50))
     _, cache = model.forward_cache(x, dropout=0.25, rng=np.random.default_rng(0))
-    mask = cache["masks"][1]
+    mask = cache["M"][1]
     assert set(np.unique(mask)) == {0.0, 1 / 0.75}
     assert abs(np.mean(mask == 0) - 0.25) < 0.01
     with pytest.raises(ValueError, match="needs a numpy Generator"):
@@ -159,7 +160,7 @@ def test_dropout_masks_scale_and_rate():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "leaky_relu"])
 def test_fused_sgd_step_equals_backward_then_update(activation, dtype):
-    """backward_sgd = backward + θ -= η g, applied in place to the model's own arrays."""
+    """sgd_backward_update = backward + θ -= η g, in place on the model's own arrays."""
     rng = np.random.default_rng(5)
     x, labels = rng.normal(size=(9, 8)).astype(dtype), rng.integers(0, 4, size=9)
     options = dict(dropout=0.3, input_dropout=0.1)
@@ -168,7 +169,7 @@ def test_fused_sgd_step_equals_backward_then_update(activation, dtype):
         reference = fused.copy()
         arrays = fused.weights + fused.biases
         probs, cache = fused.forward_cache(x, rng=np.random.default_rng(2), **options)
-        fused.backward_sgd(probs, cache, labels, 0.5, weight_decay)
+        sgd_backward_update(fused, probs, cache, labels, 0.5, weight_decay)
         probs, cache = reference.forward_cache(x, rng=np.random.default_rng(2), **options)
         weight_grads, bias_grads = reference.backward(probs, cache, labels, weight_decay)
         for p, g in zip(reference.weights + reference.biases, weight_grads + bias_grads):
@@ -188,7 +189,7 @@ def test_fused_sgd_step_equals_backward_then_update(activation, dtype):
 def test_blas_products_match_numpy_for_every_layout(dtype):
     """The model's gemm helpers give numpy's results for C-ordered, Fortran-ordered
     and strided operands, keep the dtype, and update the weights in place."""
-    from mlp_lib.model import _add_product, _matmul
+    from mlp_lib._blas import add_product as _add_product, matmul as _matmul
     rng = np.random.default_rng(0)
     left, right = rng.normal(size=(6, 5)).astype(dtype), rng.normal(size=(5, 4)).astype(dtype)
     layouts = [lambda m: m, np.asfortranarray, lambda m: np.repeat(m, 2, axis=1)[:, ::2]]
@@ -214,10 +215,19 @@ def test_blas_products_match_numpy_for_every_layout(dtype):
 
 
 def test_relu_with_the_cached_zeros_equals_maximum_and_leaves_the_cache_zero():
-    from mlp_lib.model import _activate, _ZEROS
+    from mlp_lib._blas import zeros_like
     rng = np.random.default_rng(2)
-    for shape in [(3, 5), (128, 512), (1, 7), (2000, 600)]:    # the last one: over 2**20
-        pre = rng.normal(size=shape).astype(np.float32)
-        expected = np.maximum(pre, 0)
-        assert np.array_equal(_activate("relu", pre), expected)
-    assert all(not z.any() and not z.flags.writeable for z in _ZEROS.values())
+    model = MLP([600, 5], "relu", "he", seed=0, dtype=np.float32)
+    for shape in [(3, 600), (128, 600), (1, 600), (2000, 600)]:    # the last one: over 2**20
+        x = rng.normal(size=shape).astype(np.float32)
+        _, cache = model.forward_cache(x)
+        assert np.array_equal(cache["A"][0], x)
+        zeros = zeros_like(x)
+        assert np.array_equal(np.maximum(x, zeros), np.maximum(x, 0))
+        assert not np.any(zeros) and (np.isscalar(zeros) or not zeros.flags.writeable)
+    hidden = MLP([600, 64, 5], "relu", "he", seed=0, dtype=np.float32)
+    x = rng.normal(size=(128, 600)).astype(np.float32)
+    _, cache = hidden.forward_cache(x)
+    expected = np.maximum(x @ hidden.weights[0] + hidden.biases[0], 0)
+    np.testing.assert_allclose(cache["A"][1], expected, rtol=1e-5, atol=1e-6)
+    assert not np.any(zeros_like(cache["A"][1]))     # ReLU never wrote into the shared zeros

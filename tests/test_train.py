@@ -65,29 +65,29 @@ def test_per_sample_trainer_equals_the_spec_loop(mnist_train, activation, init, 
 def test_first_layer_uses_scipys_sparse_kernels():
     """The fast layer-1 path is on with the SciPy this project installs (a SciPy
     without the private kernels would silently fall back to the slower path)."""
-    import mlp_lib.train
-    assert mlp_lib.train.SPARSE_FIRST_LAYER
+    import mlp_lib.per_sample
+    assert mlp_lib.per_sample.SPARSE_FIRST_LAYER
 
 
 def test_sparse_kernels_that_misbehave_or_are_missing_are_not_used(monkeypatch):
     import sys
     import types
 
-    import mlp_lib.train
+    import mlp_lib._blas
     fake = types.ModuleType("scipy.sparse._sparsetools")
     fake.csr_matvecs = fake.csc_matvecs = lambda *args: None       # computes nothing
     monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", fake)
-    assert mlp_lib.train._sparse_kernels() == (None, None)
+    assert mlp_lib._blas.sparse_kernels() == (None, None)
     monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", None)   # ImportError
-    assert mlp_lib.train._sparse_kernels() == (None, None)
+    assert mlp_lib._blas.sparse_kernels() == (None, None)
 
 
 @pytest.mark.parametrize("activation, init", [("relu", "he"), ("sigmoid", "normal")])
 def test_gather_fallback_for_layer_one_equals_the_spec_loop(mnist_train, monkeypatch,
                                                             activation, init):
     """Without SciPy's sparse kernels layer 1 gathers its rows: same result."""
-    import mlp_lib.train
-    monkeypatch.setattr(mlp_lib.train, "SPARSE_FIRST_LAYER", False)
+    import mlp_lib.per_sample
+    monkeypatch.setattr(mlp_lib.per_sample, "SPARSE_FIRST_LAYER", False)
     images, labels = mnist_train
     model = MLP([784, 64, 32, 10], activation, init, seed=5)
     expected = spec_loop(model.copy(), images[:200], labels[:200], [0.02] * 200)
@@ -105,14 +105,14 @@ def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, monkeypatch, d
     """Big ReLU layers work on the rows of their active inputs only (the rows of
     zero inputs would change by exactly 0): same weights as the spec loop, with
     every layer gathering and most units off; the dtype is kept."""
-    import mlp_lib.train
-    monkeypatch.setattr(mlp_lib.train, "GATHER_MIN_SIZE", 0)
+    import mlp_lib.per_sample
+    monkeypatch.setattr(mlp_lib.per_sample, "GATHER_MIN_SIZE", 0)
     images, labels = mnist_train
     model = MLP([784, 64, 48, 32, 10], "relu", "he", seed=3, dtype=dtype)
     for bias in model.biases[:-1]:
         bias -= 0.15                                 # switch most units off
     _, cache = model.forward_cache(images[:300])
-    assert all(np.mean(a > 0) < 0.5 for a in cache["hidden"][1:])   # the gathered path
+    assert all(np.mean(a > 0) < 0.5 for a in cache["A_undropped"][1:])   # the gathered path
     reference = model.copy()
     reference.weights = [w.astype(np.float64) for w in reference.weights]
     reference.biases = [b.astype(np.float64) for b in reference.biases]

@@ -1,0 +1,229 @@
+"""The life of a training run, shared by every trainer: the ``History`` it
+records, input and settings checks, resuming, divergence, Ctrl-C and the
+progress bar. No maths here: the trainers (``reference``, ``per_sample``,
+``minibatch``) own their loops and call these helpers around them.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from .checkpoint import TrainingState, data_fingerprint, save_checkpoint
+from .functional import ACTIVATIONS
+from .schedules import Constant, schedule_from_dict, schedule_to_dict
+
+__all__ = ["History", "DivergenceError", "TrainingInterrupted", "progress_bar", "check_data",
+           "check_positive_int", "check_divergence_mode", "settings", "diverged",
+           "closing", "sigint_flag", "interrupted", "interrupted_state"]
+
+
+@dataclass
+class History:
+    """What a training run recorded.
+
+    Attributes
+    ----------
+    loss_curve : ndarray
+        Mean training loss of each complete block of ``record_every`` steps.
+    losses : ndarray
+        The loss of every step taken (including steps before a resume).
+    record_every : int
+        Steps per entry of ``loss_curve``.
+    steps : int
+        Steps done (per-sample: images; mini-batch: batches), counting from the
+        start of the run, resumed or not.
+    seconds : float
+        Wall time of this call's loop.
+    diverged_at : int or None
+        The step whose loss was not finite, if training stopped there.
+    epoch_loss : list of float
+        Mini-batch only: mean batch loss of each epoch completed in this call.
+    val_loss, val_accuracy : list of float
+        Mini-batch with a validation set: figures after each epoch.
+    best_epoch : int or None
+        With a validation set: the epoch (0-based) whose weights were kept.
+    """
+
+    loss_curve: np.ndarray
+    record_every: int
+    losses: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    steps: int = 0
+    seconds: float = 0.0
+    diverged_at: int | None = None
+    epoch_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    best_epoch: int | None = None
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss became NaN or infinite. ``history`` holds what was
+    recorded up to there; the model keeps the weights it had before that step."""
+
+    def __init__(self, message, step, lr, history):
+        super().__init__(message)
+        self.step, self.lr, self.history = step, lr, history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training. The model holds the weights after the last
+    complete step; ``checkpoint`` is the file saved for resuming (or None)."""
+
+    def __init__(self, message, step, checkpoint, history):
+        super().__init__(message)
+        self.step, self.checkpoint, self.history = step, checkpoint, history
+
+
+def progress_bar(progress, total, desc, initial=0):
+    """A tqdm bar; ``progress=None`` shows it only when stderr is a terminal."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", unit_scale=True,
+                disable=not progress, mininterval=0.5, leave=False)
+
+
+def check_data(model, images, labels):
+    images = model.as_batch(images)
+    labels = model.check_labels(labels, len(images))
+    if len(images) == 0:
+        raise ValueError("no training images")
+    return np.ascontiguousarray(images), labels
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def settings(trainer, images, labels, resume, epochs, schedule, record_every,
+              default_epochs, default_lr, batch_size=None):
+    """Validated (epochs, schedule, record_every, start_step, past_losses).
+
+    On resume the state's settings are used; any that the caller also gave
+    must agree with them."""
+    fingerprint = data_fingerprint(images, labels)
+    if resume is None:
+        epochs = check_positive_int("epochs", default_epochs if epochs is None else epochs)
+        schedule = Constant(default_lr) if schedule is None else schedule
+        if not callable(schedule) or not hasattr(schedule, "values"):
+            raise ValueError(f"schedule must be a schedule from mlp_lib.schedules, "
+                             f"got {schedule!r}")
+        record_every = check_positive_int("record_every",
+                                           100 if record_every is None else record_every)
+        return epochs, schedule, record_every, 0, np.empty(0), fingerprint
+    if not isinstance(resume, TrainingState):
+        raise ValueError(f"resume must be a TrainingState from load_checkpoint, got "
+                         f"{type(resume).__name__}")
+    saved = {"trainer": resume.trainer, "epochs": resume.epochs,
+             "record_every": resume.record_every, "data": resume.fingerprint,
+             "batch_size": resume.batch_size}
+    given = {"trainer": trainer, "epochs": epochs if epochs is not None else resume.epochs,
+             "record_every": record_every if record_every is not None else resume.record_every,
+             "data": fingerprint, "batch_size": batch_size}
+    if schedule is not None and schedule_to_dict(schedule) != resume.schedule:
+        raise ValueError(f"resume: schedule {schedule!r} differs from the checkpoint's "
+                         f"{resume.schedule}")
+    for key in saved:
+        if saved[key] != given[key]:
+            raise ValueError(f"resume: {key} {given[key]!r} differs from the checkpoint's "
+                             f"{saved[key]!r} (resume with the same data and settings)")
+    return (resume.epochs, schedule_from_dict(resume.schedule), resume.record_every,
+            resume.step, np.asarray(resume.losses, dtype=np.float64), fingerprint)
+
+
+def _bad_layer(params, sample, activation):
+    """The first layer (1-based) whose weights or output on ``sample`` are not finite."""
+    act = ACTIVATIONS[activation][0]
+    hidden = sample
+    with np.errstate(all="ignore"):
+        for layer, (weights, bias) in enumerate(params, start=1):
+            if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
+                return layer, "weights"
+            hidden = hidden @ weights + bias
+            if not np.isfinite(hidden).all():
+                return layer, "output"
+            hidden = act(hidden) if layer < len(params) else hidden
+    return len(params), "loss"
+
+
+def diverged(history, step, lr, on_divergence, model, sample, params):
+    """Record a non-finite loss at ``step``; raise unless asked to go on.
+    ``params`` are the (weights, bias) pairs in use, ``sample`` the input rows."""
+    history.diverged_at = step
+    if on_divergence == "raise":
+        layer, what = _bad_layer(params, sample, model.activation)
+        raise DivergenceError(
+            f"training diverged at step {step} (learning rate {lr:g}): the loss is not "
+            f"finite; the first non-finite {what} is in layer {layer}. The model keeps "
+            f"its weights from before step {step}. Lower the learning rate, or pass "
+            f"on_divergence='stop' or 'continue'.", step, lr, history)
+
+
+@contextmanager
+def closing(bar, history, losses, start_time):
+    """Close the bar and complete ``history`` however the loop ends (including
+    an error or Ctrl-C): time, losses and the block means of the steps taken."""
+    try:
+        yield
+    finally:
+        bar.close()
+        history.seconds = time.perf_counter() - start_time
+        history.losses = losses[:history.steps].copy()
+        n_blocks = history.steps // history.record_every
+        history.loss_curve = losses[:n_blocks * history.record_every].reshape(
+            n_blocks, history.record_every).mean(axis=1)
+
+
+@contextmanager
+def sigint_flag():
+    """Turn Ctrl-C into a flag that the loop checks between steps, so that an
+    interruption never leaves a step half applied. Yields a one-item list."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag[0] = True
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def interrupted(step, checkpoint, model, state, history):
+    """Save a checkpoint (if a path was given) and build the exception."""
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model, state)
+        how = (f"checkpoint saved to {checkpoint}; resume with "
+               f"load_checkpoint({str(checkpoint)!r}) and resume=state "
+               f"(CLI: python -m mlp_lib train --resume {checkpoint})")
+    else:
+        how = "no checkpoint path was given, so nothing was saved"
+    return TrainingInterrupted(f"training interrupted after step {step}: {how}",
+                               step, checkpoint, history)
+
+
+def check_divergence_mode(on_divergence):
+    if on_divergence not in ("raise", "stop", "continue"):
+        raise ValueError(f"on_divergence must be 'raise', 'stop' or 'continue', "
+                         f"got {on_divergence!r}")
+
+
+
+
+def interrupted_state(trainer, history, epochs, schedule, record_every, fingerprint,
+                      batch_size=None, rng_state=None):
+    """The ``TrainingState`` that lets a run stopped after ``history.steps`` resume."""
+    return TrainingState(trainer, history.steps, epochs, schedule_to_dict(schedule),
+                         record_every, fingerprint, history.losses, batch_size, rng_state)

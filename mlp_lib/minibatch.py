@@ -1,0 +1,215 @@
+r"""Mini-batch training: shuffled batches, optimisers, regularisation,
+augmentation, validation and early stopping (notebook 05).
+
+Per batch of :math:`N` rows: ``MLP.forward_cache`` (with dropout if asked),
+``MLP.backward`` (with weight decay), then the optimiser's step and the
+max-norm constraint. For plain SGD the backward pass and the update are fused
+(``sgd_backward_update``): the same equations, with no gradient matrix stored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ._blas import add_product
+from .functional import softmax_cross_entropy_grad
+from .lifecycle import (History, check_data, check_divergence_mode, check_positive_int, closing,
+                        diverged, interrupted, interrupted_state, progress_bar, settings,
+                        sigint_flag)
+from .model import MLP, as_generator, evaluate
+from .optim import SGD
+
+__all__ = ["train_minibatch", "sgd_backward_update"]
+
+
+def sgd_backward_update(model, probs, cache, labels, lr, weight_decay=0.0):
+    r"""``model.backward`` fused with the plain SGD update (no momentum), for speed.
+
+    The same equations, applied layer by layer from the top as soon as each
+    gradient is known:
+
+    .. math::
+
+        W_l \leftarrow (1 - \eta\lambda)\, W_l + A_{l-1}^\top (-\eta \Delta_l),
+        \qquad b_l \leftarrow b_l - \eta \textstyle\sum_n \Delta_{l, n}
+
+    (with :math:`\lambda` = ``weight_decay``). The weight line is a single
+    BLAS gemm that scales :math:`W_l` and adds the product into it in place,
+    so no weight gradient is ever stored; scaling the small :math:`\Delta_l`
+    by :math:`-\eta` first costs less than scaling the product.
+    :math:`\Delta_{l-1}` is computed from :math:`W_l` before it changes, so
+    the result equals ``model.backward`` followed by ``SGD().step`` up to rounding.
+    """
+    A = cache["A"]
+    lr = model.dtype.type(lr)
+    keep = 1 - lr * model.dtype.type(weight_decay)             # 1 - ηλ
+    delta = softmax_cross_entropy_grad(probs, labels)         # Δ_L = (Ŷ - Y)/N
+    for layer in reversed(range(model.n_layers)):
+        if layer > 0:                                          # Δ_{l-1}, from W_l
+            below = model.delta_below(layer, delta, cache)
+        step = delta * -lr                                     # -η Δ_l
+        add_product(model.weights[layer], A[layer], step, keep)
+        model.biases[layer] += step.sum(axis=0)                # b_l - η Σ_n Δ_l
+        if layer > 0:
+            delta = below
+
+
+def _max_norm(weights, limit):
+    """Rescale each unit's incoming weights (a column of ``W``) to norm <= limit."""
+    for w in weights:
+        norms = np.sqrt(np.einsum("ij,ij->j", w, w))
+        w *= np.minimum(1, limit / np.maximum(norms, 1e-12)).astype(w.dtype)
+
+
+def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
+                    schedule=None, seed=None, record_every=None, progress=None,
+                    on_divergence="raise", checkpoint=None, resume=None, optimizer=None,
+                    weight_decay=0.0, dropout=0.0, input_dropout=0.0, max_norm=None,
+                    augment=None, validation=None, patience=None):
+    """Mini-batch training on the mean cross-entropy, shuffled each epoch.
+
+    Each epoch draws a permutation from ``numpy.random.default_rng(seed)`` (or the
+    Generator passed as ``seed``); the last batch may be smaller. Per batch:
+    forward (with dropout if asked), ``MLP.backward`` (with weight decay), then
+    ``optimizer.step`` and the max-norm constraint. With plain SGD (no momentum)
+    the backward pass and the update are one fused step, ``sgd_backward_update``.
+
+    Parameters
+    ----------
+    epochs : int, default 1
+    batch_size : int, default 128
+    schedule : schedule, default ``Constant(0.1)``
+        Learning rate by batch step.
+    seed : None, int or Generator
+        Shuffling; dropout and augmentation draw from two generators spawned
+        from it, so each is reproducible on its own.
+    optimizer : ``mlp_lib.optim`` optimiser, default plain ``SGD()``
+    weight_decay : float
+        L2 penalty :math:`\\tfrac{\\lambda}{2}\\sum\\lVert W\\rVert^2` (biases excluded).
+    dropout, input_dropout : float
+        Inverted-dropout rates for hidden units and for input pixels.
+    max_norm : float, optional
+        After each step, each unit's incoming weight vector is rescaled to norm
+        at most this (Srivastava et al. 2014).
+    augment : callable, optional
+        ``augment(batch_images, rng) -> batch_images`` (e.g. ``mlp_lib.augment.distort``).
+    validation : (images, labels), optional
+        Evaluated after every epoch (``history.val_loss``, ``val_accuracy``); at
+        the end the model gets back the weights of the epoch with the lowest
+        validation loss (``history.best_epoch``).
+    patience : int, optional
+        Early stopping: stop when the validation loss has not improved for
+        this many epochs.
+    checkpoint, resume
+        As in ``mlp_lib.per_sample.train_per_sample`` (plain SGD without dropout
+        or augmentation).
+
+    Returns
+    -------
+    History
+        ``loss_curve`` averages ``record_every`` batches; ``epoch_loss`` holds the
+        mean batch loss of each epoch, ``val_loss`` / ``val_accuracy`` the
+        validation figures, ``best_epoch`` the epoch whose weights were kept.
+    """
+    images, labels = check_data(model, images, labels)
+    check_divergence_mode(on_divergence)
+    batch_size = check_positive_int("batch_size", batch_size)
+    optimizer = SGD() if optimizer is None else optimizer
+    if not hasattr(optimizer, "step"):
+        raise ValueError(f"optimizer must be one of mlp_lib.optim, got {optimizer!r}")
+    stateful = (not isinstance(optimizer, SGD) or optimizer.momentum or dropout
+                or input_dropout or augment is not None)
+    if stateful and (checkpoint is not None or resume is not None):
+        raise ValueError("checkpoint/resume support plain SGD without dropout or "
+                         "augmentation only")
+    if weight_decay < 0 or (max_norm is not None and max_norm <= 0):
+        raise ValueError(f"weight_decay must be >= 0 and max_norm > 0, got "
+                         f"{weight_decay!r} and {max_norm!r}")
+    if patience is not None:
+        patience = check_positive_int("patience", patience)
+        if validation is None:
+            raise ValueError("early stopping (patience) needs a validation set")
+    if validation is not None:
+        val_images, val_labels = check_data(model, *validation)
+    epochs, schedule, record_every, start, past, fingerprint = settings(
+        "minibatch", images, labels, resume, epochs, schedule, record_every, 1, 0.1,
+        batch_size)
+    rng = as_generator(seed)
+    if resume is not None:
+        rng.bit_generator.state = resume.rng_state
+    dropout_rng, augment_rng = rng.spawn(2) if (dropout or input_dropout or augment) else (None, None)
+    n_batches = -(-len(images) // batch_size)
+    total = epochs * n_batches
+    rates = np.asarray(schedule.values(total), dtype=np.float64)
+    losses = np.empty(total)
+    losses[:start] = past
+    history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
+    best = (np.inf, None, None)          # (validation loss, epoch, parameters)
+    bar = progress_bar(progress, total, "mini-batch SGD", initial=start)
+    epoch_rng_state = rng.bit_generator.state
+    params = model.weights + model.biases
+    # plain SGD: gradients go straight into the update (sgd_backward_update)
+    fused = type(optimizer) is SGD and not optimizer.momentum
+    try:
+        with sigint_flag() as interrupt, closing(bar, history, losses, time.perf_counter()):
+            for step in range(start, total):
+                if interrupt[0]:
+                    raise KeyboardInterrupt
+                position = step % n_batches
+                if step == start or position == 0:
+                    epoch_rng_state = rng.bit_generator.state
+                    order = rng.permutation(len(images))
+                rows = order[position * batch_size:(position + 1) * batch_size]
+                batch, batch_labels = images[rows], labels[rows]
+                if augment is not None:
+                    batch = augment(batch, augment_rng)
+                probs, cache = model.forward_cache(batch, dropout, input_dropout, dropout_rng,
+                                                   batch_labels)
+                loss = cache["loss"]
+                losses[step] = loss
+                if not math.isfinite(loss):
+                    diverged(history, step, rates[step], on_divergence, model, batch,
+                              list(zip(model.weights, model.biases)))
+                    if on_divergence == "stop":
+                        break
+                if fused:
+                    sgd_backward_update(model, probs, cache, batch_labels, rates[step],
+                                        weight_decay)
+                else:
+                    weight_grads, bias_grads = model.backward(probs, cache, batch_labels,
+                                                              weight_decay)
+                    optimizer.step(params, weight_grads + bias_grads,
+                                   model.dtype.type(rates[step]))
+                if max_norm is not None:
+                    _max_norm(model.weights[:-1], max_norm)
+                history.steps = step + 1
+                bar.update(1)
+                if position < n_batches - 1:
+                    continue
+                # ---- end of an epoch
+                history.epoch_loss.append(float(losses[step + 1 - n_batches:step + 1].mean()))
+                if validation is None:
+                    continue
+                val_loss, val_accuracy = evaluate(model, val_images, val_labels)
+                history.val_loss.append(val_loss)
+                history.val_accuracy.append(val_accuracy)
+                epoch = len(history.val_loss) - 1
+                if val_loss < best[0]:
+                    best = (val_loss, epoch, [p.copy() for p in params])
+                elif patience is not None and epoch - best[1] >= patience:
+                    break
+            if best[2] is not None:
+                for p, kept in zip(params, best[2]):
+                    p[...] = kept
+                history.best_epoch = best[1]
+    except KeyboardInterrupt:
+        if history.steps % n_batches == 0:   # between epochs: next shuffle not drawn yet
+            epoch_rng_state = rng.bit_generator.state
+        state = interrupted_state("minibatch", history, epochs, schedule, record_every,
+                                  fingerprint, batch_size, epoch_rng_state)
+        raise interrupted(history.steps, checkpoint, model, state, history) from None
+    return history
+
