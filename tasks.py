@@ -18,6 +18,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -61,12 +62,24 @@ def reproduce(prefixes=()):
     if not chosen:
         sys.exit(f"no notebook name starts with {' or '.join(prefixes)}")
     for notebook in chosen:
+        env = dict(os.environ, MLP_LIB_COMMAND=f"python3 tasks.py reproduce {notebook.name[:2]}")
+        started = time.time()
         code = run(PYTHON, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
                    "--inplace", "--ExecutePreprocessor.timeout=-1",
-                   "--ExecutePreprocessor.kernel_name=python3", notebook)
+                   "--ExecutePreprocessor.kernel_name=python3", notebook, env=env)
         if code:
             return code
+        record_time(notebook.name, time.time() - started, env["MLP_LIB_COMMAND"])
     return run(PYTHON, "-m", "mlp_lib", "table", "--update-readme")
+
+
+def record_time(name, seconds, command):
+    """Add a notebook's execution time, with provenance, to results/timings.json."""
+    code = ("import json, sys; from pathlib import Path; from mlp_lib.provenance import provenance;"
+            "p = Path('results/timings.json'); d = json.loads(p.read_text()) if p.exists() else {};"
+            "d[sys.argv[1]] = {'seconds': float(sys.argv[2]), 'provenance': provenance(sys.argv[3])};"
+            "p.write_text(json.dumps(d, indent=1, sort_keys=True) + chr(10))")
+    run(PYTHON, "-c", code, name, f"{seconds:.1f}", command)
 
 
 def test(extra_args=()):

@@ -5,19 +5,23 @@ last 10,000 as the validation split; the test set is used once per final model.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from .augment import distort
 from .data import load_mnist
-from .model import MLP
+from .minibatch import train_minibatch
+from .model import MLP, evaluate
 from .optim import SGD, Adam
+from .provenance import provenance
 from .schedules import Constant, Cosine
-from .train import evaluate, train_minibatch
 
-__all__ = ["Rung", "RungResult", "LADDER", "SPRINT", "ELASTIC", "run_rung", "split"]
+__all__ = ["Rung", "RungResult", "LADDER", "SPRINT", "ELASTIC", "run_rung", "split", "fingerprint",
+           "save_rung_results", "load_rung_results"]
 
 N_TRAIN = 50000   # the rest of the 60,000 is the validation split
 
@@ -76,6 +80,25 @@ def _optimizer(rung):
             "adam": lambda: Adam()}[rung.optimizer]()
 
 
+def _setup(rung, seed, dtype):
+    """The rung's model and ``train_minibatch`` keyword arguments."""
+    x, y, xv, yv = split(dtype)
+    model = MLP(rung.layer_sizes, "relu", "he", seed=seed, dtype=dtype)
+    per_epoch = -(-len(x) // rung.batch_size)
+    steps = rung.epochs * per_epoch
+    schedule = (Cosine(rung.lr, steps, warmup=min(per_epoch, steps // 5)) if rung.cosine
+                else Constant(rung.lr))
+    augment = None
+    if rung.augmented:
+        def augment(batch, rng):
+            return distort(batch, rng, rung.shift, rung.rotation, rung.scale, rung.elastic)
+    options = dict(epochs=rung.epochs, batch_size=rung.batch_size, schedule=schedule, seed=seed,
+                   optimizer=_optimizer(rung), weight_decay=rung.weight_decay,
+                   dropout=rung.dropout, input_dropout=rung.input_dropout,
+                   max_norm=rung.max_norm, augment=augment, validation=(xv, yv))
+    return model, x, y, options
+
+
 def run_rung(rung: Rung, seed=0, keep_model=False, epochs=None, progress=None):
     """Train ``rung`` from scratch (float32, ReLU, He init) and test it once.
 
@@ -83,22 +106,9 @@ def run_rung(rung: Rung, seed=0, keep_model=False, epochs=None, progress=None):
     ``epochs`` overrides the rung's (quick mode only).
     """
     rung = replace(rung, epochs=epochs) if epochs else rung
-    x, y, xv, yv = split()
-    model = MLP(rung.layer_sizes, "relu", "he", seed=seed, dtype=np.float32)
-    steps = rung.epochs * -(-len(x) // rung.batch_size)
-    per_epoch = -(-len(x) // rung.batch_size)
-    schedule = (Cosine(rung.lr, steps, warmup=min(per_epoch, steps // 5)) if rung.cosine
-                else Constant(rung.lr))
-    augment = None
-    if rung.augmented:
-        def augment(batch, rng):
-            return distort(batch, rng, rung.shift, rung.rotation, rung.scale, rung.elastic)
+    model, x, y, options = _setup(rung, seed, np.float32)
     start = time.perf_counter()
-    history = train_minibatch(model, x, y, epochs=rung.epochs, batch_size=rung.batch_size,
-                              schedule=schedule, seed=seed, optimizer=_optimizer(rung),
-                              weight_decay=rung.weight_decay, dropout=rung.dropout,
-                              input_dropout=rung.input_dropout, max_norm=rung.max_norm,
-                              augment=augment, validation=(xv, yv), progress=progress)
+    history = train_minibatch(model, x, y, progress=progress, **options)
     seconds = time.perf_counter() - start
     test_loss, test_accuracy = evaluate(model, *load_mnist("test", dtype=np.float32))
     return RungResult(rung.name, seed, test_accuracy, test_loss, history.epoch_loss,
@@ -106,8 +116,41 @@ def run_rung(rung: Rung, seed=0, keep_model=False, epochs=None, progress=None):
                       model if keep_model else None)
 
 
+def fingerprint(rungs, steps=100):
+    """Lines that pin down each rung's settings for regression checks: the first
+    ``steps`` batch losses of seed 0, with the rung's full schedule, dropout and
+    augmentation, but in float64 so that another BLAS or CPU rounds them the
+    same to the 6 significant figures shown (the loss of step 0, and the mean
+    losses of steps 1-9 and of the last ten steps). A few seconds in all."""
+    lines = []
+    for rung in rungs:
+        model, x, y, options = _setup(rung, 0, np.float64)
+        options.update(validation=None)
+        losses = train_minibatch(model, x, y, max_steps=steps, progress=False, **options).losses
+        lines.append(f"{rung.name}: {losses[0]:.6g} {losses[1:10].mean():.6g} "
+                     f"{losses[-10:].mean():.6g}")
+    return "\n".join(lines)
+
+
+def save_rung_results(results, path, command=None):
+    """Write rung results (no models) with their provenance as JSON."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = [{k: v for k, v in vars(r).items() if k != "model"} for r in results]
+    path.write_text(json.dumps({"provenance": provenance(command), "runs": runs}) + "\n")
+
+
+def load_rung_results(path):
+    """Read what ``save_rung_results`` wrote."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no saved results; execute notebook 05 first "
+                                f"(python3 tasks.py reproduce 05)")
+    return [RungResult(**r) for r in json.loads(path.read_text())["runs"]]
+
+
 LADDER = [
-    Rung("mini-batch SGD", "the report's best net and rate, batches of 128, shuffled",
+    Rung("mini-batch SGD", "the report's best net, batches of 128, shuffled, rate 0.1",
          lr=0.1, epochs=10),
     Rung("+ Nesterov, cosine", "Nesterov momentum 0.9, cosine decay with warm-up",
          optimizer="nesterov", lr=0.05, cosine=True, epochs=10),

@@ -23,11 +23,12 @@ from .data import default_root, load_mnist
 from .lifecycle import progress_bar
 from .model import MLP, evaluate
 from .per_sample import train_per_sample
+from .provenance import provenance
 from .schedules import Constant, LinearDecay
 
 __all__ = ["Row", "ROWS", "RunResult", "run", "run_many", "summarize", "verdict",
            "format_table", "default_seeds", "quick_mode", "results_path", "save_results",
-           "load_results",
+           "load_results", "load_provenance", "fingerprint",
            "confusion_matrix", "layer_gradient_norms", "run_jobs"]
 
 #: The seeds every notebook uses for every row (never chosen to match the report).
@@ -240,21 +241,70 @@ def run_many(row_ids, seeds, processes=None, keep_model=False, progress=None, **
                      for row_id in row_ids for seed in seeds], processes, progress)
 
 
+def prediction_interval(values, level=0.95):
+    r"""The interval that holds one new run with probability ``level``, from
+    ``values`` (the seeds' figures), assuming they are normal draws:
+    :math:`\bar x \pm t_{(1+level)/2,\,n-1}\, s \sqrt{1 + 1/n}` (Student's t,
+    :math:`s` the sample standard deviation). ``(nan, nan)`` for fewer than 2 values."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
+    from scipy.stats import t
+    half = t.ppf((1 + level) / 2, n - 1) * values.std(ddof=1) * math.sqrt(1 + 1 / n)
+    return float(values.mean() - half), float(values.mean() + half)
+
+
 def verdict(values, report):
-    """One line: is the report's figure inside the range of the seeds?"""
+    """One line: does the report's single run look like one more of our seeds?
+
+    It does when it lies inside the 95% prediction interval for one new run
+    (``prediction_interval``); ``z`` is its distance from the seeds' mean in
+    seed standard deviations."""
     values = np.asarray(values, dtype=float)
     if report is None:
         return "the report gives no figure"
     if not np.all(np.isfinite(values)):
         return "some seeds are not finite"
-    low, high = values.min(), values.max()
-    spread = values.std(ddof=1) if len(values) > 1 else 0.0
-    if low <= report <= high:
-        return f"inside the seed range [{low:.4f}, {high:.4f}]"
-    gap = report - high if report > high else report - low
-    sds = f", {abs(gap) / spread:.1f} std" if spread > 0 else ""
-    side = "above" if gap > 0 else "below"
-    return f"outside: report is {abs(gap):.4f} {side} the seed range{sds}"
+    if len(values) < 2:
+        return "one seed: no interval"
+    low, high = prediction_interval(values)
+    spread, gap = values.std(ddof=1), report - values.mean()
+    if spread == 0:
+        return "inside (no spread)" if gap == 0 else f"{'above' if gap > 0 else 'below'} (no spread)"
+    z = gap / spread
+    where = "inside" if low <= report <= high else ("above" if report > high else "below")
+    return f"{where} [{low:.4f}, {high:.4f}], z = {z:+.1f}"
+
+
+def fingerprint(results, entries=10):
+    """Lines that pin down each row's training for regression checks: seed 0's
+    first ``entries`` loss-curve means (100 steps each), to 6 significant
+    figures. They change with any change of a row's settings, data or maths,
+    but not with a BLAS or CPU that rounds differently in the last bits (float64,
+    and before chaotic rows amplify rounding)."""
+    lines = []
+    for r in results:
+        if r.seed != 0:
+            continue
+        curve = " ".join(f"{x:.6g}" for x in np.asarray(r.loss_curve)[:entries])
+        lines.append(f"{r.row} seed 0, loss per 100 steps from step 0: {curve}")
+    return "\n".join(lines)
+
+
+def compare_with_report(summary):
+    """Each row's figures against the report's, one paragraph a row (the
+    notebooks' closing cell)."""
+    lines = []
+    for s in summary:
+        lines.append(f"{s['row']} (seeds {s['seeds']}):")
+        for name, key, report in (("accuracy", "acc", s["report_accuracy"]),
+                                  ("test loss", "loss", s["report_loss"])):
+            theirs = "no figure" if report is None else f"{report:.4f}"
+            lines.append(f"  {name} {s[key + '_mean']:.4f} ± {s[key + '_std']:.4f} "
+                         f"(min–max {s[key + '_min']:.4f}–{s[key + '_max']:.4f}); "
+                         f"report {theirs}: {s[key + '_verdict']}")
+    return "\n".join(lines)
 
 
 def summarize(results):
@@ -263,7 +313,7 @@ def summarize(results):
     Returns a list of dicts with keys ``row``, ``seeds``, ``loss_mean``,
     ``loss_std``, ``loss_min``, ``loss_max``, ``acc_mean``, ``acc_std``,
     ``acc_min``, ``acc_max``, ``report_loss``, ``report_accuracy``,
-    ``loss_verdict``, ``acc_verdict``.
+    ``loss_verdict``, ``acc_verdict`` (``verdict``), ``diverged``.
     """
     by_row = {}
     for result in results:
@@ -290,18 +340,20 @@ def summarize(results):
 
 
 def format_table(summary):
-    """The summary as a Markdown table (report vs reproduced)."""
+    """The summary as a Markdown table: the report's figure, our mean ± std over
+    the seeds, and the verdict (the report's run against the 95% prediction
+    interval for one new run), for the test loss and the accuracy."""
     def fmt(x):
         return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
-    lines = ["| row | report loss | loss (mean ± std) | report acc | acc (mean ± std) "
-             "| acc min–max | seeds | accuracy verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| row | seeds | report loss | loss (mean ± std) | loss verdict: report vs 95% PI "
+             "| report acc | acc (mean ± std) | acc min–max | acc verdict: report vs 95% PI |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(
-            f"| {s['row']} | {fmt(s['report_loss'])} | {fmt(s['loss_mean'])} ± "
-            f"{fmt(s['loss_std'])} | {fmt(s['report_accuracy'])} | {fmt(s['acc_mean'])} ± "
-            f"{fmt(s['acc_std'])} | {fmt(s['acc_min'])}–{fmt(s['acc_max'])} | "
-            f"{len(s['seeds'])} | {s['acc_verdict']} |")
+            f"| {s['row']} | {len(s['seeds'])} | {fmt(s['report_loss'])} | "
+            f"{fmt(s['loss_mean'])} ± {fmt(s['loss_std'])} | {s['loss_verdict']} | "
+            f"{fmt(s['report_accuracy'])} | {fmt(s['acc_mean'])} ± {fmt(s['acc_std'])} | "
+            f"{fmt(s['acc_min'])}–{fmt(s['acc_max'])} | {s['acc_verdict']} |")
     return "\n".join(lines)
 
 
@@ -315,13 +367,22 @@ def results_path(name):
     return RESULTS_DIR / ("quick" if quick_mode() else "") / f"{name}.json"
 
 
-def save_results(results, path):
-    """Write results (figures and loss curves, no models) as JSON to ``path``."""
+def save_results(results, path, command=None):
+    """Write results (figures and loss curves, no models) as JSON to ``path``,
+    with their provenance (``mlp_lib.provenance``): ``{"provenance": ...,
+    "runs": [...]}``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     records = [dict(r.as_dict(), loss_curve=np.asarray(r.loss_curve).tolist(),
                     seconds=r.seconds) for r in results]
-    path.write_text(json.dumps(records) + "\n")
+    document = {"provenance": provenance(command), "runs": records}
+    path.write_text(json.dumps(document) + "\n")
+
+
+def load_provenance(path):
+    """The provenance record of a results file (None for an old file without one)."""
+    document = json.loads(Path(path).read_text())
+    return document.get("provenance") if isinstance(document, dict) else None
 
 
 def load_results(path):
@@ -330,9 +391,11 @@ def load_results(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no saved results; execute the notebook that "
                                 f"writes them first (python3 tasks.py reproduce)")
+    document = json.loads(path.read_text())
+    records = document["runs"] if isinstance(document, dict) else document
     return [RunResult(r["row"], r["seed"], r["test_loss"], r["test_accuracy"],
                       np.array(r["loss_curve"]), r["seconds"], r["diverged_at"])
-            for r in json.loads(path.read_text())]
+            for r in records]
 
 
 def confusion_matrix(labels, predicted, n_classes=10):

@@ -68,7 +68,7 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                     schedule=None, seed=None, record_every=None, progress=None,
                     on_divergence="raise", checkpoint=None, resume=None, optimizer=None,
                     weight_decay=0.0, dropout=0.0, input_dropout=0.0, max_norm=None,
-                    augment=None, validation=None, patience=None):
+                    augment=None, validation=None, patience=None, max_steps=None):
     """Mini-batch training on the mean cross-entropy, shuffled each epoch.
 
     Each epoch draws a permutation from ``numpy.random.default_rng(seed)`` (or the
@@ -103,6 +103,10 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     patience : int, optional
         Early stopping: stop when the validation loss has not improved for
         this many epochs.
+    max_steps : int, optional
+        Stop after this many batch steps, part way through the run; the
+        schedule is still the one of ``epochs`` epochs. For short checks of a
+        long configuration (notebook 05's regression fingerprint).
     checkpoint, resume
         As in ``mlp_lib.per_sample.train_per_sample`` (plain SGD without dropout
         or augmentation).
@@ -143,6 +147,7 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     dropout_rng, augment_rng = rng.spawn(2) if (dropout or input_dropout or augment) else (None, None)
     n_batches = -(-len(images) // batch_size)
     total = epochs * n_batches
+    stop = total if max_steps is None else min(total, check_positive_int("max_steps", max_steps))
     rates = np.asarray(schedule.values(total), dtype=np.float64)
     losses = np.empty(total)
     losses[:start] = past
@@ -155,7 +160,7 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     fused = type(optimizer) is SGD and not optimizer.momentum
     try:
         with sigint_flag() as interrupt, closing(bar, history, losses, time.perf_counter()):
-            for step in range(start, total):
+            for step in range(start, stop):
                 if interrupt[0]:
                     raise KeyboardInterrupt
                 position = step % n_batches

@@ -104,7 +104,7 @@ def confusion(counts, title="Confusion matrix (test set)", ax=None):
 
 def accuracy_bars(summary, title="Test accuracy per row", ax=None):
     """Mean accuracy per row (bars), min–max over seeds (error bars), the
-    report's figure (black marks)."""
+    report's figure (crimson marks)."""
     fig, ax = _axes(ax, (10, 4.5))
     x = np.arange(len(summary))
     means = np.array([s["acc_mean"] for s in summary])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mlp_lib import experiments
-from mlp_lib.experiments import ROWS, RunResult, run, summarize, verdict
+from mlp_lib.experiments import (ROWS, RunResult, fingerprint, prediction_interval, run,
+                                 summarize, verdict)
 
 SPEC_ROWS = {
     # id: (sizes, activation, init, lr at step 0, lr at step 10**6, report loss, report acc)
@@ -58,8 +59,11 @@ def test_unknown_row():
 
 def test_verdict_and_summary():
     assert verdict([0.95, 0.96, 0.97], 0.955).startswith("inside")
-    assert verdict([0.92, 0.93, 0.94], 0.9444) == \
-        "outside: report is 0.0044 above the seed range, 0.4 std"
+    # mean 0.93, s = 0.01, t(0.975, 2) = 4.303: 0.93 ± 4.303 · 0.01 · sqrt(4/3)
+    assert verdict([0.92, 0.93, 0.94], 0.9444) == "inside [0.8803, 0.9797], z = +1.4"
+    assert verdict([0.92, 0.93, 0.94], 1.0) == "above [0.8803, 0.9797], z = +7.0"
+    assert verdict([0.92, 0.93, 0.94], 0.85) == "below [0.8803, 0.9797], z = -8.0"
+    assert verdict([0.5, 0.5], 0.6) == "above (no spread)"
     assert verdict([0.5], None) == "the report gives no figure"
     results = [RunResult("relu-he", s, 0.15 + s / 100, 0.95 + s / 100, np.zeros(1), 1.0)
                for s in range(3)]
@@ -68,6 +72,23 @@ def test_verdict_and_summary():
     assert summary["acc_mean"] == pytest.approx(0.96) and summary["acc_std"] == pytest.approx(0.01)
     assert summary["acc_min"] == 0.95 and summary["report_accuracy"] == 0.9521
     assert summary["acc_verdict"].startswith("inside")
+
+
+def test_prediction_interval_covers_new_draws_at_its_level():
+    """Of many 5-seed samples from a normal law, about 95% of the intervals hold
+    one more draw (the t-based interval is exact for normal data)."""
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(4000, 6))
+    held = [low <= d[5] <= high for d in draws for low, high in [prediction_interval(d[:5])]]
+    assert abs(np.mean(held) - 0.95) < 0.015
+    assert all(np.isnan(prediction_interval([1.0])))
+
+
+def test_fingerprint_lists_seed_zero_to_six_figures():
+    results = [RunResult("relu-he", s, 0.1, 0.9, np.array([2.302585093, 1.23456789, 0.5]), 1.0)
+               for s in (1, 0)]
+    assert fingerprint(results, entries=2) == \
+        "relu-he seed 0, loss per 100 steps from step 0: 2.30259 1.23457"
 
 
 def _cli(*args):

@@ -41,6 +41,11 @@ def test_results_roundtrip(tmp_path):
     (back,) = experiments.load_results(path)
     assert (back.row, back.seed, back.test_loss, back.test_accuracy) == ("relu-he", 1, 0.2, 0.95)
     assert np.array_equal(back.loss_curve, np.arange(3.0)) and back.diverged_at is None
+    made = experiments.load_provenance(path)
+    for key in ("commit", "dirty", "date", "cpu", "cores", "python", "numpy", "scipy", "blas",
+                "command"):
+        assert key in made, key
+    assert made["cores"] >= 1 and made["numpy"] == np.__version__ and made["blas"]
     with pytest.raises(FileNotFoundError, match="tasks.py reproduce"):
         experiments.load_results(tmp_path / "missing.json")
 
