@@ -4,7 +4,8 @@
     python3 tasks.py reproduce   # set up .venv, re-execute notebooks/*.ipynb in place
     python3 tasks.py reproduce 01 03   # only the notebooks whose names start so
     python3 tasks.py test        # set up .venv, run unit tests + nbval on the notebooks
-    python3 tasks.py bench       # set up .venv, run the benchmark suite
+    python3 tasks.py bench       # set up .venv (with PyTorch, scikit-learn), run the benchmarks
+    python3 tasks.py readme      # regenerate the README's figures from results/
     python3 tasks.py setup       # only create/refresh .venv
 
 The virtual environment lives in ``.venv`` and is reinstalled only when
@@ -95,13 +96,18 @@ def test(extra_args=()):
 
 
 def bench(extra_args=()):
-    setup()
+    setup("notebooks,test,bench")
     return run(PYTHON, "benchmarks/run.py", *extra_args)
+
+
+def readme(extra_args=()):
+    setup()
+    return run(PYTHON, "-m", "mlp_lib", "table", "--update-readme")
 
 
 def main(argv):
     commands = {"setup": lambda rest: setup() or 0, "reproduce": reproduce,
-                "test": test, "bench": bench}
+                "test": test, "bench": bench, "readme": readme}
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2

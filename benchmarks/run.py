@@ -1,26 +1,36 @@
-"""Benchmark suite: prints side-by-side timings, ratios and exactness.
+"""Benchmark suite: side-by-side timings, ratios and exactness, written with
+their provenance to ``results/bench.json`` (the README's performance section is
+generated from that file: ``python3 tasks.py readme``).
 
     python3 tasks.py bench                 # parts 1 and 2
     python3 tasks.py bench --reproduction  # also part 3 (all rows x 5 seeds, ~10 min)
 
-1. Per-sample SGD: the report's loop (``report_loop.py``) against
-   ``mlp_lib.train_per_sample`` from the same initial weights on the same data:
-   µs per step, speed-up, and the max abs weight difference after 2,000 steps.
+1. Per-sample SGD, for a ReLU row (``relu-he-const``) and a sigmoid row
+   (``sigmoid-normal``): ``mlp_lib.train_per_sample`` over the **whole row**
+   (3 epochs, 180,000 steps: its cost per step falls as ReLU units die) against
+   the report's loop as the report writes it (``report_loop.py``: C-ordered
+   weights, one-hot labels, its own functions) and idiomatic PyTorch
+   per-sample SGD (``nn.Linear`` + ``optim.SGD``, batch 1, float64). The
+   baselines' cost per step does not depend on how far training has gone, so
+   they are timed on ``--steps`` steps from the initial weights and from the
+   row's trained weights; each baseline runs with 1 and with all BLAS threads
+   and keeps the faster. Also the max |weight difference| after ``--steps``
+   steps from the same weights (the same maths).
 2. Mini-batch SGD (batch 128, 784-512-256-64-10 ReLU, float32, 1 epoch):
    mlp_lib against PyTorch CPU and scikit-learn's MLPClassifier when installed
    (``pip install -e .[bench]``), and GFLOP/s against a measured matmul peak.
-3. Reproduction throughput: wall time of all SPEC.md rows x 5 seeds.
+3. Reproduction throughput: wall time of all the report's rows x 5 seeds.
 
-Timings are medians of repeats taken in one run. Part 2 goes round robin (the
-peak, then each contender once, per round) and quotes medians of per-round
-ratios, so a slow phase of a shared, noisy machine hits all of them alike.
+Every part goes round robin (each round times every contender once) and
+quotes medians of per-round ratios, so a slow phase of a shared, noisy machine
+hits all of them alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -29,60 +39,143 @@ from pathlib import Path
 
 import numpy as np
 from scipy.linalg.blas import sgemm
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_loop import report_train, report_weights  # noqa: E402
+from report_loop import one_hot, report_train, report_weights  # noqa: E402
 
 from mlp_lib import MLP, Constant, experiments, load_mnist, train_minibatch  # noqa: E402
 from mlp_lib import train_per_sample  # noqa: E402
 from mlp_lib._blas import add_product, matmul  # noqa: E402
+from mlp_lib.provenance import provenance  # noqa: E402
 
 FOUR = [784, 512, 256, 64, 10]
 PRODUCTS = "its matrix products alone (the BLAS ceiling)"
+PER_SAMPLE_ROWS = {"relu": "relu-he-const", "sigmoid": "sigmoid-normal"}
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "bench.json"
 
 
-def median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
 
 
-def per_sample(images, labels, steps, repeats):
-    print(f"\n## 1. Per-sample SGD ({steps} steps, 784-512-256-64-10 ReLU, float64)")
-    model = MLP(FOUR, "relu", "he", seed=0)
-    rates = Constant(0.01).values(steps)
-    rows = []
-    report_times, exact_ref = [], None
-    for _ in range(max(1, repeats // 2)):
-        matrices = report_weights(model)
-        start = time.perf_counter()
-        report_train(matrices, images, labels, rates, "relu")
-        report_times.append(time.perf_counter() - start)
-        exact_ref = matrices
-    ours_times, trained = [], None
-    for _ in range(repeats):
-        trained = model.copy()
-        history = train_per_sample(trained, images[:steps], labels[:steps], epochs=1,
-                                   schedule=Constant(0.01), progress=False)
-        ours_times.append(history.seconds)
-    diff = max(np.abs(a - b).max() for a, b in zip(report_weights(trained), exact_ref))
-    report_us = statistics.median(report_times) / steps * 1e6
-    ours_us = statistics.median(ours_times) / steps * 1e6
-    rows.append(("report's loop (concatenate, matmul, outer products)", report_us, 1.0))
-    rows.append(("mlp_lib.train_per_sample", ours_us, report_us / ours_us))
-    print(f"| implementation | µs/step (median) | speed-up |\n|---|---|---|")
-    for name, us, ratio in rows:
-        print(f"| {name} | {us:.1f} | {ratio:.1f}× |")
-    print(f"\nmax |W_report - W_mlp_lib| after {steps} steps: {diff:.2e} "
-          f"({'≤' if diff <= 1e-9 else '>'} 1e-9)")
-    print(f"3-epoch row at this speed: {ours_us * 180000 / 1e6:.0f} s "
-          f"(report's loop: {report_us * 180000 / 60e6:.0f} min)")
-    return {"report_us": report_us, "ours_us": ours_us, "speedup": report_us / ours_us,
-            "max_diff": diff}
+def torch_per_sample_fn(model, images, labels, threads):
+    """Idiomatic PyTorch per-sample SGD from ``model``'s weights: float64,
+    ``nn.Linear`` layers, ``optim.SGD``, one sample per step; None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    act = torch.nn.ReLU if model.activation == "relu" else torch.nn.Sigmoid
+
+    def train(rates, steps):
+        torch.set_num_threads(threads)
+        layers = []
+        for w, b in zip(model.weights, model.biases):
+            linear = torch.nn.Linear(*w.shape, dtype=torch.float64)
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(w.T))
+                linear.bias.copy_(torch.from_numpy(b))
+            layers += [linear, act()]
+        net = torch.nn.Sequential(*layers[:-1])
+        opt = torch.optim.SGD(net.parameters(), lr=rates[0])
+        x, y = torch.from_numpy(images[:steps]), torch.from_numpy(labels[:steps])
+        loss_fn = torch.nn.CrossEntropyLoss()
+        for step in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = rates[step]
+            opt.zero_grad()
+            loss_fn(net(x[step:step + 1]), y[step:step + 1]).backward()
+            opt.step()
+        return [(lin.weight.detach().numpy().T, lin.bias.detach().numpy())
+                for lin in net if isinstance(lin, torch.nn.Linear)]
+    import torch as _torch
+    return train, f"PyTorch {_torch.__version__} per-sample SGD (float64)"
+
+
+def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
+    """Part 1; returns, per activation, the figures and the per-round times."""
+    threads = threads or os.cpu_count() or 1
+    thread_options = sorted({1, threads})
+    onehot = one_hot(labels)
+    out = {}
+    for activation, row_id in PER_SAMPLE_ROWS.items():
+        row = experiments.ROWS[row_id]
+        start = MLP(row.layer_sizes, row.activation, row.init, seed=0)
+        epochs = row.epochs if whole_rows else 1
+        n_train = len(images) if whole_rows else steps
+        rates = np.asarray(row.schedule.values(epochs * n_train))
+        print(f"\n## 1. Per-sample SGD, {row_id} ({activation}, {row.layer_sizes}, float64)")
+        # the same maths: `steps` steps from the same weights
+        ours = start.copy()
+        train_per_sample(ours, images[:steps], labels[:steps], epochs=1,
+                         schedule=row.schedule, progress=False)
+        theirs = report_weights(start)
+        with threadpool_limits(1):
+            report_train(theirs, images[:steps], onehot[:steps], rates[:steps], activation)
+        diff = max(np.abs(a - b).max() for a, b in zip(report_weights(ours), theirs))
+        torch_train = torch_per_sample_fn(start, images, labels, 1)
+        torch_diff = None
+        if torch_train is not None:
+            peer = torch_train[0](rates[:steps].tolist(), steps)
+            torch_diff = max(max(np.abs(w - pw).max(), np.abs(b - pb).max())
+                             for (pw, pb), w, b in zip(peer, ours.weights, ours.biases))
+        times = {"engine": [], "report": [], "torch": []}
+        best_threads = {"report": [], "torch": []}
+        for _ in range(repeats):
+            model = start.copy()
+            seconds, history = _timed(lambda: train_per_sample(
+                model, images[:n_train], labels[:n_train], epochs=epochs,
+                schedule=row.schedule, progress=False))
+            times["engine"].append(seconds / history.steps * 1e6)
+            window = rates[-steps:]
+            report_round = {}
+            for t in thread_options:
+                with threadpool_limits(t):
+                    costs = [_timed(lambda: report_train(report_weights(m), images[:steps],
+                                                         onehot[:steps], r, activation))[0]
+                             for m, r in ((start, rates[:steps]), (model, window))]
+                report_round[t] = sum(costs) / (2 * steps) * 1e6
+            best = min(report_round, key=report_round.get)
+            times["report"].append(report_round[best])
+            best_threads["report"].append(best)
+            if torch_train is not None:
+                torch_round = {}
+                for t in thread_options:
+                    train_t = torch_per_sample_fn(start, images, labels, t)[0]
+                    torch_round[t] = _timed(lambda: train_t(rates[:steps].tolist(),
+                                                            steps))[0] / steps * 1e6
+                best = min(torch_round, key=torch_round.get)
+                times["torch"].append(torch_round[best])
+                best_threads["torch"].append(best)
+        engine = statistics.median(times["engine"])
+        result = {"row": row_id, "activation": activation, "steps_engine": epochs * n_train,
+                  "steps_baselines": steps, "rounds": repeats,
+                  "engine_us": engine, "report_us": statistics.median(times["report"]),
+                  "speedup_report": statistics.median(
+                      r / e for r, e in zip(times["report"], times["engine"])),
+                  "report_threads": best_threads["report"], "max_diff_report": diff,
+                  "times": times}
+        if torch_train is not None:
+            result.update(torch_name=torch_train[1], torch_us=statistics.median(times["torch"]),
+                          speedup_torch=statistics.median(
+                              t / e for t, e in zip(times["torch"], times["engine"])),
+                          torch_threads=best_threads["torch"], max_diff_torch=torch_diff)
+        print("| implementation | µs/step (median) | speed-up of mlp_lib |\n|---|---|---|")
+        print(f"| the report's loop ({result['report_threads']} BLAS threads per round) | "
+              f"{result['report_us']:.0f} | {result['speedup_report']:.1f}× |")
+        if torch_train is not None:
+            print(f"| {result['torch_name']} ({result['torch_threads']} threads) | "
+                  f"{result['torch_us']:.0f} | {result['speedup_torch']:.1f}× |")
+        else:
+            print("| PyTorch per-sample SGD | skipped (not installed: pip install -e .[bench]) | |")
+        print(f"| mlp_lib.train_per_sample, {epochs * n_train:,} steps | {engine:.0f} | 1.0× |")
+        print(f"max |weight difference| after {steps} steps from the same weights: report's "
+              f"loop {diff:.1e}" + ("" if torch_diff is None else f", PyTorch {torch_diff:.1e}"))
+        out[activation] = result
+    return out
 
 
 def matmul_peak():
@@ -211,7 +304,7 @@ def minibatch(images, labels, repeats, threads):
     print("| implementation | s/epoch (median) | its time / mlp_lib's | GFLOP/s | "
           "% of peak (median) | % of peak (best round) |")
     print("|---|---|---|---|---|---|")
-    result = {"peak": peak}
+    result = {"peak": peak, "peaks": peaks, "threads": threads, "gflop_per_epoch": flops / 1e9}
     for name, epoch in contenders:
         if epoch is None:
             print(f"| {name} | skipped (not installed: pip install -e .[bench]) | | | | |")
@@ -223,6 +316,7 @@ def minibatch(images, labels, repeats, threads):
         print(f"| {name} | {seconds:.2f} | {ratio:.2f}× | {flops / seconds / 1e9:.1f} | "
               f"{100 * share:.0f}% | {100 * max(shares):.0f}% |")
         result[name] = {"seconds": seconds, "ratio": ratio, "share_of_peak": share,
+                        "gflops": flops / seconds / 1e9, "times": times[name],
                         "best_share_of_peak": max(shares)}
     print(f"\nThe last row replays an epoch's gemm calls (same shapes and layouts, "
           f"{flops / 1e9:.1f} GFLOP) without the element-wise work: "
@@ -231,41 +325,51 @@ def minibatch(images, labels, repeats, threads):
 
 
 def reproduction(processes):
-    print("\n## 3. Reproduction throughput: all SPEC.md rows × 5 seeds")
+    print("\n## 3. Reproduction throughput: all the report's rows × 5 seeds")
     start = time.perf_counter()
     results = experiments.run_many(list(experiments.ROWS), experiments.SEEDS,
                                    processes=processes)
     wall = time.perf_counter() - start
     busy = sum(r.seconds for r in results)
+    processes = processes or os.cpu_count()
     print(f"{len(results)} runs in {wall / 60:.1f} min wall ({busy / 60:.1f} min of run time, "
-          f"{processes or os.cpu_count()} processes)")
-    return wall
+          f"{processes} processes)")
+    return {"runs": len(results), "wall_s": wall, "run_time_s": busy, "processes": processes}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2000, help="per-sample steps (2000)")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats per timing (5)")
+    parser.add_argument("--steps", type=int, default=1000,
+                        help="baseline steps per timing window in part 1 (1000)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of part 2 (5)")
+    parser.add_argument("--per-sample-rounds", type=int, default=3,
+                        help="rounds of part 1 (3; each trains two whole rows)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for the mini-batch part (all cores)")
     parser.add_argument("--reproduction", action="store_true",
                         help="also time all rows × 5 seeds (about 10 minutes)")
     parser.add_argument("--skip-per-sample", action="store_true")
     parser.add_argument("--skip-minibatch", action="store_true")
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help=f"results file (default {RESULTS.relative_to(RESULTS.parents[1])})")
     args = parser.parse_args(argv)
-    blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
-                     for i in threadpool_info())
-    print(f"# mlp_lib benchmarks\n\nmachine: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-          f"BLAS: {blas}")
+    record = {"provenance": provenance("python3 tasks.py bench " + " ".join(argv or sys.argv[1:]))}
+    made = record["provenance"]
+    print(f"# mlp_lib benchmarks\n\nmachine: {made['cpu']}, {made['cores']} cores, Python "
+          f"{made['python']}, numpy {made['numpy']}, scipy {made['scipy']}, BLAS: "
+          f"{', '.join(made['blas'])}; commit {made['commit']}"
+          + (" (uncommitted changes)" if made["dirty"] else ""))
     images, labels = load_mnist("train")
     if not args.skip_per_sample:
-        per_sample(images, labels, args.steps, args.repeats)
+        record["per_sample"] = per_sample(images, labels, args.steps, args.per_sample_rounds)
     if not args.skip_minibatch:
-        minibatch(images, labels, args.repeats, args.threads)
+        record["minibatch"] = minibatch(images, labels, args.repeats, args.threads)
     if args.reproduction:
-        reproduction(None)
+        record["reproduction"] = reproduction(None)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"\nwritten to {args.output}; python3 tasks.py readme puts it into README.md")
     return 0
 
 

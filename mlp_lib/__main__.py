@@ -53,12 +53,7 @@ def _rows(args):
     return 0
 
 
-README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
-
-
 def _table(args):
-    from pathlib import Path
-
     from .experiments import ROWS, format_table, load_results, results_path, summarize
     results = []
     missing = []
@@ -77,15 +72,13 @@ def _table(args):
     if not args.update_readme:
         print(table)
         return 0
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    text = readme.read_text()
-    start, end = README_MARKERS
-    if start not in text or end not in text:
-        raise SystemExit(f"error: {readme} lacks the markers {start} ... {end}")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
-    print(f"updated the results table in {readme}")
+    from . import readme
+    if not (readme.ROOT / "pyproject.toml").is_file():
+        raise SystemExit("error: --update-readme edits the README of a source checkout; "
+                         "this mlp_lib is installed without one")
+    changed = readme.update()
+    print(f"README.md: regenerated {', '.join(readme.SECTIONS)} from results/ "
+          f"({', '.join(changed) or 'nothing'} changed)")
     return 0
 
 
@@ -249,7 +242,7 @@ def main(argv=None):
         description="Summarise results/*.json (written by the notebooks) as a Markdown "
                     "table: mean ± std over seeds beside the report, with a verdict.")
     table.add_argument("--update-readme", action="store_true",
-                       help="write the table into README.md between its results markers")
+                       help="regenerate every generated section of README.md from results/")
     table.set_defaults(func=_table)
     args = parser.parse_args(argv)
     if args.command is None:

@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["DataError", "read_idx", "load_mnist", "MNIST_FILES", "default_root", "image_to_mnist"]
 
-# sha256 of the decompressed IDX bytes (SPEC.md, "Data").
+# sha256 of the decompressed IDX bytes (docs/experiments.md, "Data").
 MNIST_FILES = {
     "train": {
         "images": ("train-images-idx3-ubyte",
@@ -164,7 +164,7 @@ def load_raw_mnist(split: str, root=None):
 
 
 def load_mnist(split: str, root=None, dtype=np.float64):
-    """Load an MNIST split, verified against the checksums in SPEC.md.
+    """Load an MNIST split, verified against the checksums in docs/experiments.md.
 
     Parameters
     ----------

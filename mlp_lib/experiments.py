@@ -1,4 +1,4 @@
-"""The report's experiments (SPEC.md, "The rows to reproduce") as named rows.
+"""The report's experiments (docs/experiments.md, "The rows") as named rows.
 
 ``run(row_id, seed)`` trains one row from scratch on MNIST with the report's
 per-sample SGD and evaluates it on the test set; ``run_many`` does several
@@ -74,7 +74,7 @@ class Row:
                 f"lr {self.schedule!r}, {self.epochs} epochs per-sample SGD")
 
 
-def _decay(n):  # the report's 10e-3 is 0.01 (SPEC.md)
+def _decay(n):  # the report's 10e-3 is 0.01 (docs/experiments.md)
     return LinearDecay(0.01, 1e-5, n) if n == 100000 else LinearDecay(0.01, 1e-6, n)
 
 

@@ -6,7 +6,7 @@ The report writes layer :math:`n` as :math:`H = W X` with
 
 ==========  ======================================================
 ``normal``  :math:`\mathcal N(0, \sigma)`, :math:`\sigma = 0.1` by default
-``uniform`` :math:`\mathcal U[low, high)`, :math:`[0, 1)` by default (numpy's default; SPEC.md)
+``uniform`` :math:`\mathcal U[low, high)`, :math:`[0, 1)` by default (numpy's default; docs/experiments.md)
 ``xavier``  :math:`\mathcal N\bigl(0, \sqrt{2 / (X_{len} + H_{len})}\bigr)`
 ``he``      :math:`\mathcal N\bigl(0, \sqrt{2 / X_{len}}\bigr)`
 ==========  ======================================================

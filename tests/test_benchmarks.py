@@ -14,12 +14,31 @@ bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 
-def test_per_sample_part_is_exact(mnist_train, capsys):
+def test_per_sample_part_is_exact_for_both_activations(mnist_train, capsys):
     images, labels = mnist_train
-    result = bench.per_sample(images, labels, steps=60, repeats=1)
-    assert result["max_diff"] <= 1e-9
-    assert result["report_us"] > 0 and result["ours_us"] > 0
-    assert "(≤ 1e-9)" in capsys.readouterr().out
+    result = bench.per_sample(images, labels, steps=60, repeats=1, whole_rows=False)
+    for activation in ("relu", "sigmoid"):
+        figures = result[activation]
+        assert figures["max_diff_report"] <= 1e-12
+        assert figures["report_us"] > 0 and figures["engine_us"] > 0
+        assert figures["speedup_report"] == figures["report_us"] / figures["engine_us"]
+        if "torch_us" in figures:
+            assert figures["max_diff_torch"] <= 1e-12
+    assert "max |weight difference| after 60 steps" in capsys.readouterr().out
+
+
+def test_report_baseline_has_the_reports_memory_layout():
+    """The report creates each W with np.random.normal(0, σ, (H_len, X_len)): a
+    C-ordered (n_out, n_in + 1) float64 array. A Fortran-ordered copy would make
+    every `W -= lr * dL_W` a strided pass and slow the baseline down."""
+    from report_loop import report_weights
+    model = bench.MLP([784, 512, 256, 64, 10], "relu", "he", seed=0)
+    reported = np.random.normal(0, 0.1, (512, 785))
+    for W, w, b in zip(report_weights(model), model.weights, model.biases):
+        assert W.flags.c_contiguous and W.flags.owndata and W.dtype == np.float64
+        assert W.shape == (w.shape[1], w.shape[0] + 1) and W.strides[1] == 8
+        assert np.array_equal(W[:, 0], b) and np.array_equal(W[:, 1:], w.T)
+    assert reported.flags.c_contiguous                  # what the report's code makes
 
 
 def test_epoch_flops_counts_forward_and_backward():

@@ -9,7 +9,7 @@ from mlp_lib import experiments
 from mlp_lib.experiments import (ROWS, RunResult, fingerprint, prediction_interval, run,
                                  summarize, verdict)
 
-SPEC_ROWS = {
+SPECIFIED_ROWS = {
     # id: (sizes, activation, init, lr at step 0, lr at step 10**6, report loss, report acc)
     "sigmoid-normal": ((784, 512, 256, 64, 10), "sigmoid", "normal", 0.01, 1e-5, 0.1893, 0.9444),
     "sigmoid-xavier": ((784, 512, 256, 64, 10), "sigmoid", "xavier", 0.01, 1e-5, 0.3105, 0.9084),
@@ -23,8 +23,8 @@ SPEC_ROWS = {
 
 
 def test_rows_are_specs_rows():
-    assert list(ROWS) == list(SPEC_ROWS)
-    for row_id, (sizes, act, init, lr0, lr_end, loss, acc) in SPEC_ROWS.items():
+    assert list(ROWS) == list(SPECIFIED_ROWS)
+    for row_id, (sizes, act, init, lr0, lr_end, loss, acc) in SPECIFIED_ROWS.items():
         row = ROWS[row_id]
         assert (row.layer_sizes, row.activation, row.init, row.epochs) == (sizes, act, init, 3)
         assert row.schedule(0) == lr0 and row.schedule(10**6) == lr_end

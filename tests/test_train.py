@@ -17,7 +17,7 @@ def _act_derivative(name, h):
 
 
 def spec_loop(model, images, labels, rates):
-    """SPEC.md's per-sample SGD, written out plainly: W = [b | weights^T] acting on
+    """The per-sample SGD of docs/experiments.md, written out plainly: W = [b | weights^T] acting on
     concat(1, x); forward, all gradients, then W -= lr[s] * dL/dW."""
     name = model.activation
     W = [np.concatenate((b[:, None], w.T), axis=1) for w, b in zip(model.weights, model.biases)]

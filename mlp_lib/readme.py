@@ -1,0 +1,182 @@
+"""The README's figures, generated from the result files under ``results/``.
+
+Each generated section sits between ``<!-- NAME:start -->`` and
+``<!-- NAME:end -->`` in README.md. ``python3 tasks.py readme`` (or
+``python -m mlp_lib table --update-readme``) rewrites them all; a test fails
+when the README and the result files disagree. Plumbing, not maths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+
+__all__ = ["SECTIONS", "render", "update", "stale_sections"]
+
+
+def _load(name):
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _made(prov):
+    """One line of provenance."""
+    if not prov:
+        return "provenance: not recorded"
+    commit = (prov.get("commit") or "unknown")[:7] + (" with uncommitted changes"
+                                                       if prov.get("dirty") else "")
+    return (f"`{prov.get('command')}`, commit {commit}, {prov.get('date')}, {prov.get('cpu')} "
+            f"({prov.get('cores')} cores), Python {prov.get('python')}, numpy "
+            f"{prov.get('numpy')}, scipy {prov.get('scipy')}")
+
+
+def render_results():
+    from .experiments import ROWS, format_table, load_provenance, load_results, summarize
+    results, made = [], []
+    for row_id in ROWS:
+        path = RESULTS / f"{row_id}.json"
+        if path.is_file():
+            results += load_results(path)
+            made.append(load_provenance(path))
+    if not results:
+        return "(no results yet: `python3 tasks.py reproduce`)"
+    lines = [format_table(summarize(results)), "",
+             "Generated from `results/*.json`, made by:"]
+    lines += sorted({f"- {_made(p)}" for p in made})
+    return "\n".join(lines)
+
+
+TARGETS = [(0.985, 60), (0.990, 600), (0.993, 1800)]
+
+
+def render_beyond():
+    document = _load("beyond.json")
+    if document is None:
+        return "(no results yet: `python3 tasks.py reproduce 05`)"
+    by_rung = {}
+    for run in document["runs"]:
+        by_rung.setdefault(run["rung"], []).append(run)
+    lines = ["| rung | seeds | test accuracy | training time (s) | best validation epoch |",
+             "|---|---|---|---|---|"]
+    means = {}
+    for rung, runs in by_rung.items():
+        accs = [r["test_accuracy"] for r in runs]
+        secs = [r["seconds"] for r in runs]
+        mean, mean_s = sum(accs) / len(accs), sum(secs) / len(secs)
+        means[rung] = (mean, mean_s, len(runs))
+        if len(runs) > 1:
+            std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1))
+            acc = f"{100 * mean:.2f}% ± {100 * std:.2f}% ({100 * min(accs):.2f}–{100 * max(accs):.2f}%)"
+            time_ = f"{mean_s:.0f} ({min(secs):.0f}–{max(secs):.0f})"
+        else:
+            acc, time_ = f"{100 * mean:.2f}%", f"{mean_s:.0f}"
+        epochs = ", ".join(f"{r['best_epoch'] + 1} of {len(r['val_loss'])}" for r in runs)
+        lines.append(f"| {rung} | {len(runs)} | {acc} | {time_} | {epochs} |")
+    lines += ["", "| target | reached? |", "|---|---|"]
+    for target, budget in TARGETS:
+        hits = [(name, m, s, n) for name, (m, s, n) in means.items()
+                if m >= target and s <= budget]
+        verdict = (f"yes: {hits[0][0]}, {100 * hits[0][1]:.2f}% in {hits[0][2]:.0f} s "
+                   f"(mean of {hits[0][3]} seed{'s' if hits[0][3] > 1 else ''})" if hits
+                   else "no")
+        lines.append(f"| ≥ {100 * target:.1f}% in ≤ {budget} s | {verdict} |")
+    lines += ["", f"Generated from `results/beyond.json`, made by {_made(document['provenance'])}."]
+    return "\n".join(lines)
+
+
+def render_performance():
+    document = _load("bench.json")
+    if document is None:
+        return "(no benchmark run yet: `python3 tasks.py bench --reproduction`)"
+    lines = []
+    for activation, r in document.get("per_sample", {}).items():
+        lines += [f"**Per-sample SGD, `{r['row']}` ({activation}), float64.** mlp_lib over the "
+                  f"whole row ({r['steps_engine']:,} steps); the baselines over "
+                  f"{r['steps_baselines']:,}-step windows from the initial and from the trained "
+                  f"weights, each with the faster of 1 and all BLAS threads; medians of "
+                  f"{r['rounds']} rounds.", "",
+                  "| implementation | µs/step | mlp_lib's speed-up |", "|---|---|---|",
+                  f"| the report's loop, as the report writes it | {r['report_us']:,.0f} | "
+                  f"{r['speedup_report']:.1f}× |"]
+        if "torch_us" in r:
+            lines.append(f"| {r['torch_name']}, `nn.Linear` + `optim.SGD`, batch 1 | "
+                         f"{r['torch_us']:,.0f} | {r['speedup_torch']:.1f}× |")
+        lines += [f"| `mlp_lib.train_per_sample` | {r['engine_us']:,.0f} | 1.0× |", "",
+                  f"Max \\|weight difference\\| after {r['steps_baselines']:,} steps from the "
+                  f"same weights: {r['max_diff_report']:.1e} against the report's loop"
+                  + (f", {r['max_diff_torch']:.1e} against PyTorch" if "torch_us" in r else "")
+                  + ".", ""]
+    mb = document.get("minibatch")
+    if mb:
+        lines += [f"**Mini-batch SGD**, batch 128, 784-512-256-64-10 ReLU, float32, one epoch, "
+                  f"{mb['threads']} threads; matmul peak {mb['peak']:.0f} GFLOP/s (median); "
+                  f"{mb['gflop_per_epoch']:.1f} GFLOP per epoch.", "",
+                  "| implementation | s/epoch | its time / mlp_lib's | GFLOP/s | % of peak |",
+                  "|---|---|---|---|---|"]
+        for name, r in mb.items():
+            if isinstance(r, dict):
+                lines.append(f"| {name} | {r['seconds']:.2f} | {r['ratio']:.2f}× | "
+                             f"{r['gflops']:.0f} | {100 * r['share_of_peak']:.0f}% |")
+        lines.append("")
+    rep = document.get("reproduction")
+    if rep:
+        lines += [f"**All rows × 5 seeds** ({rep['runs']} runs, {rep['processes']} processes): "
+                  f"{rep['wall_s'] / 60:.1f} min wall, {rep['run_time_s'] / 60:.1f} min of run "
+                  f"time.", ""]
+    lines.append(f"Generated from `results/bench.json`, made by {_made(document['provenance'])}.")
+    return "\n".join(lines)
+
+
+def render_timings():
+    document = _load("timings.json")
+    if not document:
+        return "(no timed reproduction yet: `python3 tasks.py reproduce`)"
+    lines = ["| notebook | execution time | made by |", "|---|---|---|"]
+    for name in sorted(document):
+        entry = document[name]
+        lines.append(f"| `{name}` | {entry['seconds'] / 60:.1f} min | {_made(entry['provenance'])} |")
+    total = sum(e["seconds"] for e in document.values())
+    lines.append(f"| all | {total / 60:.1f} min | |")
+    return "\n".join(lines)
+
+
+SECTIONS = {"results": render_results, "beyond": render_beyond,
+            "performance": render_performance, "timings": render_timings}
+
+
+def render(name):
+    return SECTIONS[name]()
+
+
+def _split(text, name):
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"README.md lacks the markers {start} ... {end}")
+    head, rest = text.split(start, 1)
+    body, tail = rest.split(end, 1)
+    return head + start, body.strip("\n"), end + tail
+
+
+def stale_sections(readme=ROOT / "README.md"):
+    """Names of the generated sections whose text differs from a fresh render."""
+    text = Path(readme).read_text()
+    return [name for name in SECTIONS if _split(text, name)[1] != render(name)]
+
+
+def update(readme=ROOT / "README.md"):
+    """Rewrite every generated section; returns the names that changed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    changed = []
+    for name in SECTIONS:
+        head, body, tail = _split(text, name)
+        fresh = render(name)
+        if body != fresh:
+            changed.append(name)
+        text = f"{head}\n{fresh}\n{tail}"
+    readme.write_text(text)
+    return changed
