@@ -154,14 +154,14 @@ LADDER = [
          lr=0.1, epochs=10),
     Rung("+ Nesterov, cosine", "Nesterov momentum 0.9, cosine decay with warm-up",
          optimizer="nesterov", lr=0.05, cosine=True, epochs=10),
-    Rung("+ wider (2×1024)", "784-1024-1024-10 (13 epochs: about a minute)",
+    Rung("+ wider (2×1024)", "784-1024-1024-10, 13 epochs",
          layer_sizes=(784, 1024, 1024, 10), optimizer="nesterov", lr=0.05, cosine=True,
          epochs=13),
     Rung("+ dropout, max-norm", "dropout 0.3 on hidden units, max-norm 3.5, 30 epochs",
          layer_sizes=(784, 1024, 1024, 10), optimizer="nesterov", lr=0.1, cosine=True,
          dropout=0.3, max_norm=3.5, epochs=30),
-    Rung("+ affine augmentation", "random shifts ±2 px, rotations ±10°, scale ±10%; "
-         "70 epochs (about 8 minutes)",
+    Rung("+ affine augmentation", "random shifts ±2 px, rotations ±10°, scale ±10%, "
+         "70 epochs",
          layer_sizes=(784, 1024, 1024, 10), optimizer="nesterov", lr=0.1, cosine=True,
          dropout=0.3, max_norm=3.5, shift=2, rotation=10, scale=0.1, epochs=70,
          seeds=(0, 1, 2)),
@@ -174,7 +174,7 @@ SPRINT = Rung("60-second sprint", "784-1024-10, Nesterov, cosine, shifts ±2 px,
               layer_sizes=(784, 1024, 10), optimizer="nesterov", lr=0.1, cosine=True,
               shift=2, epochs=15, seeds=(0, 1, 2))
 ELASTIC = Rung("+ elastic distortions", "the affine rung plus elastic distortions "
-               "(α = 34, σ = 4), 180 epochs (about 24 minutes)",
+               "(α = 34, σ = 4), 180 epochs",
                layer_sizes=(784, 1024, 1024, 10), optimizer="nesterov", lr=0.1, cosine=True,
                dropout=0.3, max_norm=3.5, shift=2, rotation=10, scale=0.1, elastic=34,
                epochs=180)

@@ -178,7 +178,7 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
     bar = progress_bar(progress, total, "per-sample SGD", initial=start)
     try:
         # one BLAS thread: each call is far too small to gain from more, and
-        # thread hand-offs cost more than the work (measured: ~2x slower with two)
+        # thread hand-offs cost more than the work (two threads make a step slower)
         with sigint_flag() as interrupt, threadpool_limits(1), \
                 closing(bar, history, losses, time.perf_counter()), \
                 _write_back(augmented, model):
