@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = ["provenance", "cpu_model"]
 
 _ROOT = Path(__file__).resolve().parent.parent
+_CODE = ("mlp_lib", "benchmarks", "data", "tasks.py", "pyproject.toml")
 
 
 def _git(*args):
@@ -48,14 +49,17 @@ def _blas():
 
 
 def provenance(command=None):
-    """A JSON-ready dict: git commit and whether the tree had uncommitted
-    changes, UTC date, CPU model and core count, Python, numpy, scipy and BLAS
+    """A JSON-ready dict: git commit and whether the library, benchmarks, data
+    or build files had uncommitted changes, UTC date, CPU model and core count, Python, numpy, scipy and BLAS
     versions, and ``command`` (default: ``MLP_LIB_COMMAND``, which ``tasks.py``
     sets for the notebooks it executes, else this process's command line)."""
     import numpy
     import scipy
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # "dirty": uncommitted changes to the code that computes results. Results,
+    # notebooks and the README are left out: a reproduction rewrites them as
+    # it goes, and they are its output, not its input.
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", *_CODE)
     return {
         "commit": commit,
         "dirty": None if status is None else bool(status),
