@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import __version__
@@ -82,30 +83,80 @@ def _table(args):
     return 0
 
 
-def _parse_schedule(text):
-    """``0.01`` or ``constant:0.01``, or ``linear:START,END,STEPS``."""
-    from .schedules import Constant, LinearDecay
+def _parse_schedule(text, n_steps=1, per_epoch=1):
+    """``0.01`` or ``constant:0.01``, ``linear:START,END,STEPS``, or
+    ``cosine:RATE`` (over the ``n_steps`` of the run, warming up for one epoch
+    or a fifth of the run, whichever is shorter, as notebook 05 does)."""
+    from .schedules import Constant, Cosine, LinearDecay
     kind, _, rest = text.partition(":")
     try:
         if not rest:
             return Constant(float(kind))
         if kind == "constant":
             return Constant(float(rest))
+        if kind == "cosine":
+            return Cosine(float(rest), n_steps, warmup=min(per_epoch, n_steps // 5))
         if kind == "linear":
             start, end, steps = rest.split(",")
             return LinearDecay(float(start), float(end), int(steps))
     except ValueError as exc:
         raise ValueError(f"bad --schedule {text!r}: {exc}") from None
-    raise ValueError(f"bad --schedule {text!r}; use RATE, constant:RATE or "
-                     f"linear:START,END,STEPS")
+    raise ValueError(f"bad --schedule {text!r}; use RATE, constant:RATE, "
+                     f"linear:START,END,STEPS or cosine:RATE")
+
+
+def _check_output(path):
+    """Refuse, before any work, an output path the model could not be saved to."""
+    import tempfile
+    from pathlib import Path
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"-o {path}: is a directory; name a file, e.g. {path / 'model.npz'}")
+    if not path.parent.is_dir():
+        raise ValueError(f"-o {path}: the folder {path.parent} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".mlp_lib-write-test-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"-o {path}: cannot write in {path.parent} ({exc.strerror})") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"-o {path}: the file exists and is not writable")
+
+
+def _save_model(output, model, save):
+    """Save to ``output``; if that fails, to a new file in the working folder or
+    the temporary folder, so a trained model is never lost. Returns the path
+    written and the error that diverted it (or None)."""
+    import tempfile
+    import time
+    from pathlib import Path
+    try:
+        return save(output, model), None
+    except OSError as exc:
+        name = f"mlp_lib-model-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.npz"
+        for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+            try:
+                return save(folder / name, model), exc
+            except OSError:
+                continue
+        raise
+
+
+#: The CLI's mini-batch options (notebook 05's), kept in an interrupted run's
+#: checkpoint so that --resume continues with the same ones.
+MINIBATCH_OPTIONS = {"optimizer": "sgd", "dropout": 0.0, "input_dropout": 0.0,
+                     "weight_decay": 0.0, "max_norm": None, "shift": 0.0, "rotation": 0.0,
+                     "scale": 0.0, "elastic": 0.0, "validation": 0, "patience": None}
 
 
 def _train(args):
     import numpy as np
 
+    from .augment import distort
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_mnist
     from .model import MLP
+    from .optim import make_optimizer
     from .train import evaluate, train_minibatch, train_per_sample
     progress = False if args.quiet else None
     state = None
@@ -115,6 +166,9 @@ def _train(args):
             raise ValueError(f"{args.resume}: holds a finished model, not a training run "
                              f"to resume")
         per_sample = state.trainer == "per-sample"
+        info = (state.extra or {}).get("info") or {}
+        for name, value in info.items():
+            setattr(args, name, value)
     else:
         if args.layers[0] != 784 or args.layers[-1] != 10:
             raise ValueError(f"--layers must start with 784 (MNIST pixels) and end with 10 "
@@ -122,21 +176,52 @@ def _train(args):
         model = MLP(args.layers, args.activation, args.init, seed=args.seed,
                     dtype=np.dtype(args.dtype))
         per_sample = args.batch_size == 1
+        _parse_schedule(args.schedule)                 # its syntax, before any work
+    changed = [name for name, default in MINIBATCH_OPTIONS.items()
+               if getattr(args, name) != default]
+    if per_sample and changed:
+        raise ValueError(f"--{changed[0].replace('_', '-')} is a mini-batch option: give "
+                         f"--batch-size > 1")
     output = args.output or args.resume
+    _check_output(output)
     images, labels = load_mnist("train", dtype=model.dtype)
+    validation = None
+    if args.validation:
+        if not 0 < args.validation < len(images):
+            raise ValueError(f"--validation must be in 1..{len(images) - 1}, got "
+                             f"{args.validation}")
+        validation = (images[-args.validation:], labels[-args.validation:])
+        images, labels = images[:-args.validation], labels[:-args.validation]
     common = dict(progress=progress, checkpoint=output, resume=state)
+    batch_size = state.batch_size if state and not per_sample else args.batch_size
     if state is None:
-        common.update(epochs=args.epochs, schedule=_parse_schedule(args.schedule))
+        per_epoch = -(-len(images) // batch_size)
+        common.update(epochs=args.epochs, schedule=_parse_schedule(
+            args.schedule, args.epochs * per_epoch, per_epoch))
+    print(f"training {model} on {len(images):,} images"
+          + (f", resuming at step {state.step}" if state else ""), flush=True)
     if per_sample:
         history = train_per_sample(model, images, labels, **common)
     else:
-        history = train_minibatch(model, images, labels, seed=args.seed,
-                                  batch_size=state.batch_size if state else args.batch_size,
-                                  **common)
-    save_checkpoint(output, model)
+        augment = None
+        if args.shift or args.rotation or args.scale or args.elastic:
+            def augment(batch, rng):
+                return distort(batch, rng, args.shift, args.rotation, args.scale, args.elastic)
+        history = train_minibatch(
+            model, images, labels, seed=args.seed, batch_size=batch_size,
+            optimizer=make_optimizer(args.optimizer), weight_decay=args.weight_decay,
+            dropout=args.dropout, input_dropout=args.input_dropout, max_norm=args.max_norm,
+            augment=augment, validation=validation, patience=args.patience,
+            checkpoint_info={**{name: getattr(args, name) for name in MINIBATCH_OPTIONS},
+                             "seed": args.seed}, **common)
+    saved, diverted = _save_model(output, model, save_checkpoint)
     loss, accuracy = evaluate(model, *load_mnist("test", dtype=model.dtype))
     print(f"trained {history.steps} steps in {history.seconds:.1f} s; test loss {loss:.4f}, "
-          f"accuracy {accuracy:.4f}; model saved to {output}")
+          f"accuracy {accuracy:.4f}; model saved to {saved}")
+    if diverted is not None:
+        print(f"error: could not save to {output} ({diverted}); the trained model was "
+              f"saved to {saved} instead", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -205,11 +290,9 @@ def main(argv=None):
                        metavar="N", help="layer sizes (default 784 512 256 64 10)")
     train.add_argument("--activation", default="relu", choices=["relu", "sigmoid"])
     train.add_argument("--init", default="he", choices=["he", "xavier", "normal", "uniform"])
-    train.add_argument("--optimizer", default="sgd", choices=["sgd"],
-                       help="optimiser (plain SGD, as in the report)")
     train.add_argument("--schedule", default="0.01",
-                       help="learning rate: RATE, constant:RATE or linear:START,END,STEPS "
-                            "(default 0.01)")
+                       help="learning rate: RATE, constant:RATE, linear:START,END,STEPS or "
+                            "cosine:RATE (default 0.01)")
     train.add_argument("--epochs", type=int, default=3, help="passes over the data (3)")
     train.add_argument("--batch-size", type=int, default=1,
                        help="1 = per-sample SGD (default), more = mini-batch")
@@ -220,6 +303,27 @@ def main(argv=None):
     train.add_argument("--resume", default=None, metavar="CHECKPOINT",
                        help="continue an interrupted run (its settings come from the file)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch = train.add_argument_group(
+        "mini-batch options (notebook 05's; need --batch-size > 1; --resume keeps them)")
+    batch.add_argument("--optimizer", default="sgd",
+                       choices=["sgd", "momentum", "nesterov", "adam"],
+                       help="optimiser (default plain SGD; momentum and nesterov use 0.9)")
+    batch.add_argument("--dropout", type=float, default=0.0, help="dropout on hidden units")
+    batch.add_argument("--input-dropout", type=float, default=0.0, help="dropout on pixels")
+    batch.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty λ")
+    batch.add_argument("--max-norm", type=float, default=None,
+                       help="cap on each unit's incoming weight norm")
+    batch.add_argument("--shift", type=float, default=0.0, help="augmentation: max shift (px)")
+    batch.add_argument("--rotation", type=float, default=0.0,
+                       help="augmentation: max rotation (degrees)")
+    batch.add_argument("--scale", type=float, default=0.0,
+                       help="augmentation: max relative scale change")
+    batch.add_argument("--elastic", type=float, default=0.0,
+                       help="augmentation: elastic distortion strength α (σ = 4)")
+    batch.add_argument("--validation", type=int, default=0, metavar="N",
+                       help="hold out the last N training images; keep the best epoch")
+    batch.add_argument("--patience", type=int, default=None,
+                       help="stop after this many epochs without a better validation loss")
     train.set_defaults(func=_train)
     ev = commands.add_parser("evaluate", help="test loss and accuracy of a saved model",
                              description="Evaluate a checkpoint on an MNIST split.")

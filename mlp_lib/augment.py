@@ -74,7 +74,7 @@ def _bilinear(images, rows, cols):
 
 def distort(images, rng, max_shift=2.0, max_rotation=10.0, max_scale=0.1,
             elastic_alpha=0.0, elastic_sigma=4.0):
-    """Randomly distorted copies of ``images`` (N, 784), dtype kept.
+    """Randomly distorted copies of ``images`` (N, 784, floats), dtype kept.
 
     Parameters
     ----------
@@ -93,6 +93,10 @@ def distort(images, rng, max_shift=2.0, max_rotation=10.0, max_scale=0.1,
     images = np.asarray(images)
     if images.ndim != 2 or images.shape[1] != _SIDE * _SIDE:
         raise ValueError(f"images must have shape (N, 784), got {images.shape}")
+    if images.dtype.kind != "f":
+        # interpolated values are fractions: an integer result would truncate them
+        raise TypeError(f"distort needs float images (e.g. pixels / 255), got dtype "
+                        f"{images.dtype}")
     n = len(images)
     angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation, n))[:, None, None]
     scale = rng.uniform(1 - max_scale, 1 + max_scale, n)[:, None, None]

@@ -20,7 +20,8 @@ from .optim import SGD, Adam
 from .provenance import provenance
 from .schedules import Constant, Cosine
 
-__all__ = ["Rung", "RungResult", "LADDER", "SPRINT", "ELASTIC", "run_rung", "split", "fingerprint",
+__all__ = ["Rung", "RungResult", "LADDER", "SPRINT", "ELASTIC", "run_rung", "rung_options",
+           "split", "fingerprint",
            "save_rung_results", "load_rung_results"]
 
 N_TRAIN = 50000   # the rest of the 60,000 is the validation split
@@ -80,11 +81,11 @@ def _optimizer(rung):
             "adam": lambda: Adam()}[rung.optimizer]()
 
 
-def _setup(rung, seed, dtype):
-    """The rung's model and ``train_minibatch`` keyword arguments."""
-    x, y, xv, yv = split(dtype)
-    model = MLP(rung.layer_sizes, "relu", "he", seed=seed, dtype=dtype)
-    per_epoch = -(-len(x) // rung.batch_size)
+def rung_options(rung, n_train, seed):
+    """``train_minibatch``'s keyword arguments for ``rung`` trained on ``n_train``
+    images: epochs, batch size, schedule, optimiser, regularisation and
+    augmentation (no validation set)."""
+    per_epoch = -(-n_train // rung.batch_size)
     steps = rung.epochs * per_epoch
     schedule = (Cosine(rung.lr, steps, warmup=min(per_epoch, steps // 5)) if rung.cosine
                 else Constant(rung.lr))
@@ -92,10 +93,18 @@ def _setup(rung, seed, dtype):
     if rung.augmented:
         def augment(batch, rng):
             return distort(batch, rng, rung.shift, rung.rotation, rung.scale, rung.elastic)
-    options = dict(epochs=rung.epochs, batch_size=rung.batch_size, schedule=schedule, seed=seed,
-                   optimizer=_optimizer(rung), weight_decay=rung.weight_decay,
-                   dropout=rung.dropout, input_dropout=rung.input_dropout,
-                   max_norm=rung.max_norm, augment=augment, validation=(xv, yv))
+    return dict(epochs=rung.epochs, batch_size=rung.batch_size, schedule=schedule, seed=seed,
+                optimizer=_optimizer(rung), weight_decay=rung.weight_decay,
+                dropout=rung.dropout, input_dropout=rung.input_dropout,
+                max_norm=rung.max_norm, augment=augment)
+
+
+def _setup(rung, seed, dtype):
+    """The rung's model, training data and ``train_minibatch`` keyword arguments."""
+    x, y, xv, yv = split(dtype)
+    model = MLP(rung.layer_sizes, "relu", "he", seed=seed, dtype=dtype)
+    options = rung_options(rung, len(x), seed)
+    options["validation"] = (xv, yv)
     return model, x, y, options
 
 

@@ -5,6 +5,12 @@ Layout: arrays ``weights_0``, ``biases_0``, ... and, for training, ``losses``;
 a JSON string ``meta`` holds the format version, library version, layer sizes,
 activation, init, dtype and the training state (step, epochs, schedule,
 generator state, batch size, a fingerprint of the data).
+
+A checkpoint may come from anywhere, so loading checks before it trusts: the
+members' sizes from the zip headers, then the metadata against a schema (known
+keys, types, ranges, a limit on parameters), and only then allocates the
+model. Saving is atomic across a crash: the file is written beside the
+target, flushed to disk, renamed over it, and the directory entry is flushed.
 """
 
 from __future__ import annotations
@@ -26,6 +32,14 @@ __all__ = ["CheckpointError", "TrainingState", "save_checkpoint", "load_checkpoi
 
 FORMAT = 1
 
+#: Limits checked from the file's headers before anything is read or allocated,
+#: so that a crafted file cannot exhaust memory: parameters of the stated
+#: architecture, bytes of any one member and of all members once decompressed.
+MAX_PARAMETERS = 100_000_000
+MAX_MEMBER_BYTES = 2 * 1024**3
+MAX_TOTAL_BYTES = 4 * 1024**3
+MAX_META_BYTES = 1024**2
+
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, truncated or does not match."""
@@ -38,7 +52,10 @@ class TrainingState:
     ``step`` steps are done (images for per-sample SGD, batches for mini-batch);
     ``losses`` holds the loss of each of them. ``rng_state`` is the mini-batch
     generator's state at the start of the current epoch (its shuffle is drawn
-    again on resume). ``fingerprint`` identifies the training data.
+    again on resume). ``fingerprint`` identifies the training data. Mini-batch
+    runs also keep, in ``extra`` (JSON) and ``arrays`` (named arrays), what
+    their options accumulate: the optimiser's state, the dropout and
+    augmentation generators, the validation history and the best weights.
     """
 
     trainer: str
@@ -50,6 +67,8 @@ class TrainingState:
     losses: np.ndarray = field(repr=False)
     batch_size: int | None = None
     rng_state: dict | None = None
+    extra: dict | None = None
+    arrays: dict | None = field(default=None, repr=False)
 
 
 def data_fingerprint(images, labels):
@@ -77,6 +96,8 @@ def save_checkpoint(path, model: MLP, state: TrainingState | None = None):
     if state is not None:
         training = asdict(state)
         arrays["losses"] = np.asarray(training.pop("losses"), dtype=np.float64)
+        for name, array in (training.pop("arrays") or {}).items():
+            arrays[f"state_{name}"] = array
         meta["training"] = training
     arrays["meta"] = np.array(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,11 +105,110 @@ def save_checkpoint(path, model: MLP, state: TrainingState | None = None):
     try:
         with os.fdopen(handle, "wb") as f:
             np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())             # the bytes are on disk before the rename
+        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; follow the umask
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+    _fsync_directory(path.parent)            # and so is the rename
     return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:                          # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:                          # pragma: no cover - some file systems refuse
+        pass
+    finally:
+        os.close(fd)
+
+
+_META_KEYS = {"format", "library", "version", "layer_sizes", "activation", "init", "dtype",
+              "training"}
+_TRAINING_TYPES = {"trainer": str, "step": int, "epochs": int, "schedule": dict,
+                   "record_every": int, "fingerprint": str, "batch_size": (int, type(None)),
+                   "rng_state": (dict, type(None)), "extra": (dict, type(None))}
+_TRAINING_OPTIONAL = {"extra"}
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_meta(meta, path):
+    """Refuse metadata of the wrong shape before anything is allocated from it."""
+    from .functional import ACTIVATIONS
+    from .init import INITS
+
+    def bad(what):
+        raise CheckpointError(f"{path}: metadata invalid: {what}")
+    if not isinstance(meta, dict):
+        bad(f"a JSON object expected, got {type(meta).__name__}")
+    if meta.get("library") != "mlp_lib" or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an mlp_lib checkpoint of format {FORMAT}")
+    unknown = set(meta) - _META_KEYS
+    missing = _META_KEYS - set(meta)
+    if unknown or missing:
+        bad(f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}")
+    sizes = meta["layer_sizes"]
+    if (not isinstance(sizes, list) or not 2 <= len(sizes) <= 64
+            or not all(_is_int(n) and 1 <= n <= 10**6 for n in sizes)):
+        bad(f"layer_sizes must be 2 to 64 ints in 1..1000000, got {str(sizes)[:80]}")
+    n_parameters = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if n_parameters > MAX_PARAMETERS:
+        bad(f"{n_parameters:,} parameters, more than the limit of {MAX_PARAMETERS:,}")
+    if meta["activation"] not in ACTIVATIONS or meta["init"] not in INITS:
+        bad(f"unknown activation {meta['activation']!r} or init {meta['init']!r}")
+    if meta["dtype"] not in ("float32", "float64"):
+        bad(f"dtype must be float32 or float64, got {meta['dtype']!r}")
+    training = meta["training"]
+    if training is None:
+        return
+    if (not isinstance(training, dict) or not set(training) <= set(_TRAINING_TYPES)
+            or not set(_TRAINING_TYPES) - _TRAINING_OPTIONAL <= set(training)):
+        bad(f"training state must have the keys {sorted(_TRAINING_TYPES)}")
+    for key, kind in _TRAINING_TYPES.items():
+        if key not in training:
+            continue
+        value = training[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            bad(f"training {key} has the wrong type ({type(value).__name__})")
+    if training["trainer"] not in ("per-sample", "minibatch"):
+        bad(f"unknown trainer {training['trainer']!r}")
+    for key in ("epochs", "record_every"):
+        if training[key] < 1:
+            bad(f"training {key} must be at least 1, got {training[key]}")
+    if training["step"] < 0 or (training["batch_size"] is not None and training["batch_size"] < 1):
+        bad("training step must be >= 0 and batch_size >= 1")
+
+
+def _check_sizes(path):
+    """The members' sizes, from the zip headers, within the limits."""
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+    total = 0
+    for member in members:
+        limit = MAX_META_BYTES if member.filename == "meta.npy" else MAX_MEMBER_BYTES
+        if member.file_size > limit:
+            raise CheckpointError(f"{path}: member {member.filename} holds "
+                                  f"{member.file_size:,} bytes, more than the limit of "
+                                  f"{limit:,}")
+        total += member.file_size
+    if total > MAX_TOTAL_BYTES:
+        raise CheckpointError(f"{path}: {total:,} bytes in all, more than the limit of "
+                              f"{MAX_TOTAL_BYTES:,}")
 
 
 def load_checkpoint(path):
@@ -109,19 +229,21 @@ def load_checkpoint(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
+        _check_sizes(path)
         with np.load(path, allow_pickle=False) as archive:
-            contents = {name: archive[name] for name in archive.files}
+            if "meta" not in archive.files:
+                raise CheckpointError(f"{path}: metadata missing (no 'meta' array)")
+            meta = json.loads(str(archive["meta"]))
+            _check_meta(meta, path)
+            contents = {name: archive[name] for name in archive.files if name != "meta"}
+    except CheckpointError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt "
                               f".npz: {exc})") from None
     try:
-        meta = json.loads(str(contents.pop("meta")))
-        if meta.get("library") != "mlp_lib" or meta.get("format") != FORMAT:
-            raise CheckpointError(f"{path}: not an mlp_lib checkpoint of format {FORMAT}")
         model = MLP(meta["layer_sizes"], meta["activation"], meta["init"],
                     dtype=meta["dtype"], seed=0)
-    except CheckpointError:
-        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: metadata missing or invalid ({exc})") from None
     for l in range(model.n_layers):
@@ -142,8 +264,10 @@ def load_checkpoint(path):
         losses = contents.get("losses")
         if losses is None or len(losses) != training.get("step"):
             raise CheckpointError(f"{path}: training losses missing or not one per step")
+        extra_arrays = {name[len("state_"):]: array for name, array in contents.items()
+                        if name.startswith("state_")}
         try:
-            state = TrainingState(losses=losses, **training)
+            state = TrainingState(losses=losses, arrays=extra_arrays or None, **training)
         except TypeError as exc:
             raise CheckpointError(f"{path}: training state invalid ({exc})") from None
     return model, state

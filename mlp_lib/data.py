@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "read_idx", "load_mnist", "MNIST_FILES", "default_root", "image_to_mnist"]
+__all__ = ["DataError", "read_idx", "load_mnist", "MNIST_FILES", "default_root", "read_image",
+           "image_to_mnist"]
 
 # sha256 of the decompressed IDX bytes (docs/experiments.md, "Data").
 MNIST_FILES = {
@@ -189,6 +190,66 @@ def load_mnist(split: str, root=None, dtype=np.float64):
     return flat, labels.astype(np.int64)
 
 
+#: Largest image ``read_image`` decodes (pixels), checked from the file's header.
+MAX_IMAGE_PIXELS = 25_000_000
+
+# The full range of each Pillow mode's values, to scale them to [0, 1].
+_MODE_RANGE = {"1": 1, "L": 255, "LA": 255, "RGB": 255, "RGBA": 255, "I;16": 65535,
+               "I;16L": 65535, "I;16B": 65535, "I;16N": 65535}
+
+
+def read_image(path):
+    """An image file as floats in [0, 1]: (H, W) gray, or (H, W, 3) colour with
+    the alpha channel composited on white. Each mode is scaled by its own range
+    (8-bit by 255, 16-bit by 65535); the size is checked from the header before
+    anything is decoded.
+
+    Raises
+    ------
+    FileNotFoundError, DataError
+    """
+    import warnings
+
+    from PIL import Image
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:              # reads the header only
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DataError(f"{path}: {width}×{height} is {width * height / 1e6:.0f} "
+                                    f"megapixels, more than the limit of "
+                                    f"{MAX_IMAGE_PIXELS / 1e6:.0f}")
+                mode = image.mode
+                if mode not in _MODE_RANGE and mode not in ("I", "F"):
+                    image = image.convert("RGBA")         # palette, CMYK, YCbCr, ...
+                    mode = "RGBA"
+                values = np.asarray(image)
+    except DataError:
+        raise
+    except Exception as exc:  # Pillow raises many kinds for bad files
+        raise DataError(f"{path}: not a readable image ({exc})") from None
+    if mode == "I":        # 32-bit ints: Pillow's mode for 16-bit PNG and TIFF files
+        top = 65535 if values.max(initial=0) <= 65535 else 2**31 - 1
+    elif mode == "F":      # floats: [0, 1] if they fit, else [0, 255]
+        top = 1.0 if values.max(initial=0) <= 1 else 255.0
+    else:
+        top = _MODE_RANGE[mode]
+    pixels = values.astype(np.float64) / top
+    if not np.isfinite(pixels).all():
+        raise DataError(f"{path}: the image holds NaN or infinite values")
+    if mode in ("LA", "RGBA"):                     # composite on white
+        alpha = pixels[..., -1:]
+        pixels = pixels[..., :-1] * alpha + (1 - alpha)
+        pixels = pixels[..., 0] if mode == "LA" else pixels
+    if pixels.ndim == 3:
+        pixels = pixels @ np.array([0.299, 0.587, 0.114])
+    return np.clip(pixels, 0, 1)
+
+
 def image_to_mnist(path):
     """A photo or drawing of one digit, as a 784-vector prepared like MNIST.
 
@@ -203,23 +264,9 @@ def image_to_mnist(path):
     FileNotFoundError, DataError
         Missing, unreadable or blank image.
     """
-    import matplotlib.image
     from scipy import ndimage
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image not found")
-    try:
-        pixels = np.asarray(matplotlib.image.imread(path), dtype=np.float64)
-    except Exception as exc:  # PIL/matplotlib raise many kinds for bad files
-        raise DataError(f"{path}: not a readable image ({exc})") from None
-    if pixels.max() > 1:
-        pixels /= 255
-    if pixels.ndim == 3:
-        if pixels.shape[2] == 4:      # composite on white
-            alpha = pixels[..., 3:]
-            pixels = pixels[..., :3] * alpha + (1 - alpha)
-        pixels = pixels[..., :3] @ np.array([0.299, 0.587, 0.114])
+    pixels = read_image(path)
     if pixels.ndim != 2:
         raise DataError(f"{path}: expected a 2-D image, got shape {pixels.shape}")
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])

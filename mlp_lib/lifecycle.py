@@ -223,7 +223,8 @@ def check_divergence_mode(on_divergence):
 
 
 def interrupted_state(trainer, history, epochs, schedule, record_every, fingerprint,
-                      batch_size=None, rng_state=None):
+                      batch_size=None, rng_state=None, extra=None, arrays=None):
     """The ``TrainingState`` that lets a run stopped after ``history.steps`` resume."""
     return TrainingState(trainer, history.steps, epochs, schedule_to_dict(schedule),
-                         record_every, fingerprint, history.losses, batch_size, rng_state)
+                         record_every, fingerprint, history.losses, batch_size, rng_state,
+                         extra, arrays)

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ._blas import add_product
+from .checkpoint import data_fingerprint
 from .functional import softmax_cross_entropy_grad
 from .lifecycle import (History, check_data, check_divergence_mode, check_positive_int, closing,
                         diverged, interrupted, interrupted_state, progress_bar, settings,
@@ -57,6 +58,60 @@ def sgd_backward_update(model, probs, cache, labels, lr, weight_decay=0.0):
             delta = below
 
 
+def _options(optimizer, weight_decay, dropout, input_dropout, max_norm, augment, patience,
+             val_images, val_labels):
+    """The options a resumed run must share with the interrupted one."""
+    return {"optimizer": repr(optimizer), "weight_decay": float(weight_decay),
+            "dropout": float(dropout), "input_dropout": float(input_dropout),
+            "max_norm": None if max_norm is None else float(max_norm), "patience": patience,
+            "augment": None if augment is None else getattr(augment, "__qualname__",
+                                                            type(augment).__name__),
+            "validation": None if val_images is None else data_fingerprint(val_images,
+                                                                            val_labels)}
+
+
+def _saved(options, optimizer, history, best, dropout_rng, augment_rng):
+    """What an interrupted run keeps besides the weights: (JSON dict, arrays)."""
+    optimizer_meta, arrays = optimizer.state() if hasattr(optimizer, "state") else ({}, {})
+    arrays = {f"optimizer_{name}": array for name, array in arrays.items()}
+    if best[2] is not None:
+        arrays.update({f"best_{i}": p for i, p in enumerate(best[2])})
+    extra = {"options": options, "optimizer": optimizer_meta,
+             "dropout_rng": None if dropout_rng is None else dropout_rng.bit_generator.state,
+             "augment_rng": None if augment_rng is None else augment_rng.bit_generator.state,
+             "epoch_loss": history.epoch_loss, "val_loss": history.val_loss,
+             "val_accuracy": history.val_accuracy,
+             "best_loss": None if best[1] is None else best[0], "best_epoch": best[1]}
+    return extra, arrays
+
+
+def _restore(resume, options, optimizer, params, history, dropout_rng, augment_rng):
+    """Put an interrupted run's state back; returns ``best``."""
+    extra, arrays = resume.extra or {}, resume.arrays or {}
+    saved = extra.get("options")
+    if saved is None:
+        raise ValueError("resume: the checkpoint has no mini-batch state (made by an "
+                         "older mlp_lib); start the run again")
+    for key in options:
+        if saved.get(key) != options[key]:
+            raise ValueError(f"resume: {key} {options[key]!r} differs from the checkpoint's "
+                             f"{saved.get(key)!r} (resume with the same options)")
+    if hasattr(optimizer, "load_state"):
+        optimizer.load_state(extra["optimizer"], {name[len("optimizer_"):]: a for name, a
+                                                  in arrays.items()
+                                                  if name.startswith("optimizer_")}, params)
+    for generator, key in ((dropout_rng, "dropout_rng"), (augment_rng, "augment_rng")):
+        if generator is not None:
+            generator.bit_generator.state = extra[key]
+    history.epoch_loss = list(extra["epoch_loss"])
+    history.val_loss = list(extra["val_loss"])
+    history.val_accuracy = list(extra["val_accuracy"])
+    if extra["best_epoch"] is None:
+        return (np.inf, None, None)
+    kept = [np.array(arrays[f"best_{i}"], dtype=p.dtype) for i, p in enumerate(params)]
+    return (extra["best_loss"], extra["best_epoch"], kept)
+
+
 def _max_norm(weights, limit):
     """Rescale each unit's incoming weights (a column of ``W``) to norm <= limit."""
     for w in weights:
@@ -68,7 +123,8 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                     schedule=None, seed=None, record_every=None, progress=None,
                     on_divergence="raise", checkpoint=None, resume=None, optimizer=None,
                     weight_decay=0.0, dropout=0.0, input_dropout=0.0, max_norm=None,
-                    augment=None, validation=None, patience=None, max_steps=None):
+                    augment=None, validation=None, patience=None, max_steps=None,
+                    checkpoint_info=None):
     """Mini-batch training on the mean cross-entropy, shuffled each epoch.
 
     Each epoch draws a permutation from ``numpy.random.default_rng(seed)`` (or the
@@ -108,14 +164,21 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
         schedule is still the one of ``epochs`` epochs. For short checks of a
         long configuration (notebook 05's regression fingerprint).
     checkpoint, resume
-        As in ``mlp_lib.per_sample.train_per_sample`` (plain SGD without dropout
-        or augmentation).
+        As in ``mlp_lib.per_sample.train_per_sample``, for every option: the
+        checkpoint keeps the optimiser's state, the dropout and augmentation
+        generators, the validation history and the best weights, so a resumed
+        run ends bit-identical to one never interrupted. Resume with the same
+        options (they are checked, except what ``augment`` does: pass the same
+        function).
+    checkpoint_info : dict, optional
+        JSON-ready data stored with an interrupted run's checkpoint and given
+        back in ``state.extra["info"]`` (the CLI keeps its options there).
 
     Returns
     -------
     History
         ``loss_curve`` averages ``record_every`` batches; ``epoch_loss`` holds the
-        mean batch loss of each epoch, ``val_loss`` / ``val_accuracy`` the
+        mean batch loss of each epoch (from the run's start, resumed or not), ``val_loss`` / ``val_accuracy`` the
         validation figures, ``best_epoch`` the epoch whose weights were kept.
     """
     images, labels = check_data(model, images, labels)
@@ -124,11 +187,6 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     optimizer = SGD() if optimizer is None else optimizer
     if not hasattr(optimizer, "step"):
         raise ValueError(f"optimizer must be one of mlp_lib.optim, got {optimizer!r}")
-    stateful = (not isinstance(optimizer, SGD) or optimizer.momentum or dropout
-                or input_dropout or augment is not None)
-    if stateful and (checkpoint is not None or resume is not None):
-        raise ValueError("checkpoint/resume support plain SGD without dropout or "
-                         "augmentation only")
     if weight_decay < 0 or (max_norm is not None and max_norm <= 0):
         raise ValueError(f"weight_decay must be >= 0 and max_norm > 0, got "
                          f"{weight_decay!r} and {max_norm!r}")
@@ -136,14 +194,15 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
         patience = check_positive_int("patience", patience)
         if validation is None:
             raise ValueError("early stopping (patience) needs a validation set")
+    val_images = val_labels = None
     if validation is not None:
         val_images, val_labels = check_data(model, *validation)
+    options = _options(optimizer, weight_decay, dropout, input_dropout, max_norm, augment,
+                       patience, val_images, val_labels)
     epochs, schedule, record_every, start, past, fingerprint = settings(
         "minibatch", images, labels, resume, epochs, schedule, record_every, 1, 0.1,
         batch_size)
     rng = as_generator(seed)
-    if resume is not None:
-        rng.bit_generator.state = resume.rng_state
     dropout_rng, augment_rng = rng.spawn(2) if (dropout or input_dropout or augment) else (None, None)
     n_batches = -(-len(images) // batch_size)
     total = epochs * n_batches
@@ -153,9 +212,12 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     losses[:start] = past
     history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
     best = (np.inf, None, None)          # (validation loss, epoch, parameters)
+    params = model.weights + model.biases
+    if resume is not None:
+        rng.bit_generator.state = resume.rng_state
+        best = _restore(resume, options, optimizer, params, history, dropout_rng, augment_rng)
     bar = progress_bar(progress, total, "mini-batch SGD", initial=start)
     epoch_rng_state = rng.bit_generator.state
-    params = model.weights + model.biases
     # plain SGD: gradients go straight into the update (sgd_backward_update)
     fused = type(optimizer) is SGD and not optimizer.momentum
     try:
@@ -213,8 +275,10 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     except KeyboardInterrupt:
         if history.steps % n_batches == 0:   # between epochs: next shuffle not drawn yet
             epoch_rng_state = rng.bit_generator.state
+        extra, arrays = _saved(options, optimizer, history, best, dropout_rng, augment_rng)
+        extra["info"] = checkpoint_info
         state = interrupted_state("minibatch", history, epochs, schedule, record_every,
-                                  fingerprint, batch_size, epoch_rng_state)
+                                  fingerprint, batch_size, epoch_rng_state, extra, arrays)
         raise interrupted(history.steps, checkpoint, model, state, history) from None
     return history
 

@@ -9,8 +9,8 @@ import pytest
 
 from mlp_lib import MLP, Constant, LinearDecay, train_minibatch, train_per_sample
 from mlp_lib import minibatch, per_sample
-from mlp_lib.lifecycle import TrainingInterrupted
 from mlp_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from mlp_lib.lifecycle import TrainingInterrupted
 
 
 class _InterruptAt:
@@ -155,3 +155,147 @@ def test_bad_checkpoint_files(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "pickled.npz")
     assert zipfile.is_zipfile(good)
+
+
+def _with_meta(tmp_path, change):
+    """A valid checkpoint with a training state, its metadata passed through ``change``."""
+    import json
+
+    from mlp_lib.checkpoint import TrainingState
+    from mlp_lib.schedules import schedule_to_dict
+    model = MLP([784, 16, 10], "relu", "he", seed=0)
+    state = TrainingState("per-sample", 2, 3, schedule_to_dict(Constant(0.01)), 100, "abc",
+                          np.zeros(2))
+    save_checkpoint(tmp_path / "good.npz", model, state)
+    with np.load(tmp_path / "good.npz") as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["meta"] = np.array(json.dumps(change(json.loads(str(arrays["meta"])))))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    return tmp_path / "bad.npz"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: [m], "a JSON object expected, got list"),
+    (lambda m: {**m, "extra": 1}, r"unknown keys \['extra'\]"),
+    (lambda m: {k: v for k, v in m.items() if k != "init"}, r"missing keys \['init'\]"),
+    (lambda m: {**m, "layer_sizes": [784, 10**6, 10**6, 10]}, "more than the limit"),
+    (lambda m: {**m, "layer_sizes": [784, True, 10]}, "layer_sizes must be"),
+    (lambda m: {**m, "layer_sizes": "784-10"}, "layer_sizes must be"),
+    (lambda m: {**m, "dtype": "float16"}, "dtype must be float32 or float64"),
+    (lambda m: {**m, "activation": "swish"}, "unknown activation"),
+    (lambda m: {**m, "training": {**m["training"], "epochs": "three"}},
+     "training epochs has the wrong type"),
+    (lambda m: {**m, "training": {**m["training"], "epochs": 0}}, "epochs must be at least 1"),
+    (lambda m: {**m, "training": {**m["training"], "trainer": "magic"}}, "unknown trainer"),
+    (lambda m: {**m, "training": [1, 2]}, "training state must have the keys"),
+])
+def test_bad_metadata_is_refused_before_anything_is_allocated(tmp_path, change, message):
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(_with_meta(tmp_path, change))
+
+
+def test_member_sizes_are_checked_from_the_zip_headers(tmp_path, monkeypatch):
+    from mlp_lib import checkpoint
+    save_checkpoint(tmp_path / "m.npz", MLP([784, 16, 10], seed=0))
+    monkeypatch.setattr(checkpoint, "MAX_MEMBER_BYTES", 50_000)   # weights_0: 100,352 bytes
+    with pytest.raises(CheckpointError, match="weights_0.npy holds 100,[0-9]+ bytes, more than"):
+        load_checkpoint(tmp_path / "m.npz")
+    monkeypatch.setattr(checkpoint, "MAX_MEMBER_BYTES", 10**9)
+    monkeypatch.setattr(checkpoint, "MAX_TOTAL_BYTES", 50_000)
+    with pytest.raises(CheckpointError, match="bytes in all, more than the limit"):
+        load_checkpoint(tmp_path / "m.npz")
+
+
+def test_save_is_flushed_to_disk_and_follows_the_umask(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    previous = os.umask(0o027)
+    try:
+        save_checkpoint(tmp_path / "m.npz", MLP([4, 3, 2], seed=0))
+    finally:
+        os.umask(previous)
+    assert len(synced) == 2                              # the file, then its directory
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]   # no temporary left
+
+
+_WRITER = """
+import sys
+import numpy as np
+from mlp_lib import MLP, save_checkpoint
+model = MLP([784, 512, 10], seed=0)
+version = 0
+while True:
+    for array in model.weights + model.biases:
+        array.fill(version)
+    save_checkpoint(sys.argv[1], model)
+    version += 1
+    if version == 1:
+        print("saved", flush=True)
+"""
+
+
+def test_sigkill_while_writing_never_leaves_a_broken_checkpoint(tmp_path):
+    """A process that writes checkpoints without pause is killed with SIGKILL at
+    random moments; the file in place always loads whole, one version in all
+    its arrays, and no run loses it."""
+    import subprocess
+    import sys
+    import time
+    path = tmp_path / "run.npz"
+    rng = np.random.default_rng(0)
+    versions = set()
+    for _ in range(6):
+        writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline().strip() == "saved"
+        time.sleep(rng.uniform(0.05, 0.4))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        model, _ = load_checkpoint(path)
+        values = {float(np.unique(a)[0]) for a in model.weights + model.biases}
+        assert len(values) == 1 and all(len(np.unique(a)) == 1 for a in model.weights)
+        versions |= values
+    assert len(versions) > 1                             # the kills landed mid-run
+
+
+@pytest.mark.parametrize("rung_name", ["mini-batch SGD", "+ Nesterov, cosine", "+ wider (2×1024)",
+                                       "+ dropout, max-norm", "+ affine augmentation",
+                                       "60-second sprint", "+ elastic distortions"])
+def test_every_notebook_05_configuration_resumes_bit_identical(tmp_path, monkeypatch,
+                                                               mnist_train, rung_name):
+    """Each rung's options (optimiser, schedule, dropout, max-norm, augmentation,
+    validation with the best epoch kept), on a small net and data: interrupted
+    mid-epoch, at an epoch boundary and right after a new best epoch, then
+    resumed, every run ends with the uninterrupted run's weights and history."""
+    from dataclasses import replace
+
+    from mlp_lib.beyond import ELASTIC, LADDER, SPRINT, rung_options
+    rung = {r.name: r for r in LADDER + [SPRINT, ELASTIC]}[rung_name]
+    rung = replace(rung, epochs=3, batch_size=50)
+    images, labels = mnist_train
+    x, y = images[:1000].astype(np.float32), labels[:1000]
+    validation = (images[1000:1200].astype(np.float32), labels[1000:1200])
+    sizes = [784] + [24, 16, 12][:len(rung.layer_sizes) - 2] + [10]
+
+    def train(model, **kwargs):
+        return train_minibatch(model, x, y, validation=validation, progress=False,
+                               **rung_options(rung, len(x), 3), **kwargs)
+    start = MLP(sizes, "relu", "he", seed=1, dtype=np.float32)
+    expected = start.copy()
+    full = train(expected)
+    for stop_at in (7, 20, 40):                      # mid-epoch, boundary, after a new best
+        model = start.copy()
+        path = tmp_path / f"run{stop_at}.npz"
+        with monkeypatch.context() as patch:
+            _interrupt_after(patch, stop_at)
+            with pytest.raises(TrainingInterrupted):
+                train(model, checkpoint=path)
+        model, state = load_checkpoint(path)
+        assert state.step == stop_at
+        resumed = train(model, resume=state)
+        assert _same(model, expected), (rung_name, stop_at)
+        assert np.array_equal(resumed.losses, full.losses)
+        assert resumed.val_loss == full.val_loss and resumed.epoch_loss == full.epoch_loss
+        assert resumed.best_epoch == full.best_epoch

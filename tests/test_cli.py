@@ -89,8 +89,8 @@ def test_predict_rejects_bad_images(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_saves_and_resume_matches_uninterrupted(tmp_path):
-    # 8 epochs (~12 s of training) so that the signal at 6 s lands inside the loop
-    # whatever the machine's speed: past the ~3 s of start-up, before the end
+    # the signal goes when the CLI says the loop is starting (after loading the
+    # data), plus half a second; 8 epochs last long enough to be interrupted
     args = ["train", *SMALL, "--layers", "784", "8", "10", "--epochs", "8", "--batch-size", "1"]
     reference = tmp_path / "reference.npz"
     assert cli(*args, "-o", reference).returncode == 0
@@ -98,7 +98,9 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "mlp_lib", *args, "-o", str(partial)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 90
-    time.sleep(6)     # past data loading, into the loop
+    line = process.stdout.readline()
+    assert line.startswith("training "), line
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=max(1, deadline - time.time()))
     assert process.returncode == 130, err
@@ -111,3 +113,71 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted(tmp_path):
     expected, _ = load_checkpoint(reference)
     for a, b in zip(done.weights + done.biases, expected.weights + expected.biases):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("output, message", [
+    ("{tmp}", "is a directory; name a file"),
+    ("{tmp}/missing/m.npz", "does not exist"),
+    ("/proc/m.npz", "cannot write in /proc"),
+])
+def test_bad_output_is_refused_before_any_work(tmp_path, output, message):
+    """A path the model could not be saved to is an error at once (about a
+    second: no data loaded, nothing trained), with exit status 2."""
+    started = time.perf_counter()
+    out = cli("train", *SMALL, "--epochs", "1", "-o", output.format(tmp=tmp_path))
+    assert out.returncode == 2 and message in out.stderr
+    assert out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert time.perf_counter() - started < 10          # generous: refused before loading data
+
+
+def test_a_failed_final_save_falls_back_and_says_where(tmp_path, monkeypatch):
+    from mlp_lib import MLP
+    from mlp_lib.__main__ import _save_model
+    from mlp_lib.checkpoint import save_checkpoint
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def flaky(path, model):
+        calls.append(path)
+        if len(calls) == 1:
+            raise PermissionError(13, "Permission denied")
+        return save_checkpoint(path, model)
+    model = MLP([4, 3, 2], seed=0)
+    saved, error = _save_model(tmp_path / "gone" / "m.npz", model, flaky)
+    assert isinstance(error, PermissionError) and saved.parent == tmp_path
+    assert saved.name.startswith("mlp_lib-model-") and load_checkpoint(saved)[0].layer_sizes == [4, 3, 2]
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_resume_with_notebook_05_options(tmp_path):
+    """Nesterov, cosine schedule, dropout, max-norm, shifts and a validation split
+    through the CLI: Ctrl-C, then --resume alone (the options come from the
+    checkpoint), ends with the weights of the uninterrupted run."""
+    args = ["train", "--layers", "784", "8", "10", "--quiet", "--batch-size", "100",
+            "--epochs", "12", "--dtype", "float32", "--optimizer", "nesterov",
+            "--schedule", "cosine:0.1", "--dropout", "0.2", "--max-norm", "3.5",
+            "--shift", "1", "--validation", "10000"]
+    reference = tmp_path / "reference.npz"
+    out = cli(*args, "-o", reference)
+    assert out.returncode == 0, out.stderr
+    partial = tmp_path / "run.npz"
+    process = subprocess.Popen([sys.executable, "-m", "mlp_lib", *args, "-o", str(partial)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("training ")
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    _, state = load_checkpoint(partial)
+    assert state.extra["info"]["optimizer"] == "nesterov" and 0 < state.step < 12 * 500
+    out = cli("train", "--resume", partial, "--quiet")
+    assert out.returncode == 0, out.stderr
+    done, _ = load_checkpoint(partial)
+    expected, _ = load_checkpoint(reference)
+    for a, b in zip(done.weights + done.biases, expected.weights + expected.biases):
+        assert np.array_equal(a, b)
+
+
+def test_mini_batch_options_need_a_batch(tmp_path):
+    out = cli("train", *SMALL, "--dropout", "0.3", "-o", tmp_path / "m.npz")
+    assert out.returncode == 2 and "--dropout is a mini-batch option" in out.stderr

@@ -76,7 +76,7 @@ def test_bad_inputs():
 
 
 def test_scikit_learn_estimator_checks():
-    """Runs only where scikit-learn is installed (the bench extra)."""
+    """scikit-learn's own checks (the test extra installs scikit-learn, so CI runs them)."""
     pytest.importorskip("sklearn")
     from sklearn.utils.estimator_checks import check_estimator
     with warnings.catch_warnings():

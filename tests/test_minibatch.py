@@ -58,8 +58,22 @@ def test_validation_keeps_the_best_epoch_and_early_stopping(small):
     best = int(np.argmin(history.val_loss))
     assert history.best_epoch == best
     assert evaluate(model, xv, yv)[0] == pytest.approx(history.val_loss[best], rel=1e-5)
-    if len(history.val_loss) < 6:   # it stopped early: `patience` epochs without a new best
-        assert len(history.val_loss) - 1 - best == 2
+
+
+
+def test_early_stopping_stops_after_patience_epochs_without_a_new_best(small):
+    """Validation labels shuffled: the better the model fits the training
+    labels, the worse its validation loss, so the best epoch comes early and
+    training must stop `patience` epochs later."""
+    x, y, xv, yv = small
+    wrong = np.random.default_rng(0).permutation(yv)
+    model = MLP([784, 32, 10], "relu", "he", seed=0)
+    history = train_minibatch(model, x, y, epochs=20, batch_size=32, schedule=Constant(0.1),
+                              seed=0, validation=(xv, wrong), patience=2, progress=False)
+    best = int(np.argmin(history.val_loss))
+    assert len(history.val_loss) < 20                    # it did stop early
+    assert len(history.val_loss) == best + 2 + 1         # two epochs after the best
+    assert history.best_epoch == best
 
 
 @pytest.mark.parametrize("kwargs, message", [

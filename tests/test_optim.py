@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,28 @@ def test_updates_are_in_place_keep_dtype_and_leave_gradients_alone(optimizer, mo
     assert param is same and param.dtype == np.float32
     np.testing.assert_allclose(param, np.arange(6).reshape(2, 3) + move, rtol=1e-6)
     np.testing.assert_array_equal(grad, grad_before)
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.9), lambda: SGD(0.9, nesterov=True), Adam])
+def test_optimiser_state_resumes_bit_for_bit(make):
+    """Ten steps, or five, a state() / load_state() into a new optimiser, and
+    five more: the same parameters to the last bit."""
+    rng = np.random.default_rng(0)
+    grads = [[rng.normal(size=(4, 3)), rng.normal(size=3)] for _ in range(10)]
+    straight = [np.ones((4, 3)), np.zeros(3)]
+    first = make()
+    for g in grads:
+        first.step(straight, g, 0.1)
+    split = [np.ones((4, 3)), np.zeros(3)]
+    before = make()
+    for g in grads[:5]:
+        before.step(split, g, 0.1)
+    meta, arrays = before.state()
+    after = make()
+    after.load_state(json.loads(json.dumps(meta)), {k: v.copy() for k, v in arrays.items()},
+                     split)
+    for g in grads[5:]:
+        after.step(split, g, 0.1)
+    assert all(np.array_equal(a, b) for a, b in zip(straight, split))
+    with pytest.raises(ValueError, match="differs from the checkpoint"):
+        (SGD(0.5) if isinstance(first, Adam) else Adam()).load_state(meta, arrays, split)
