@@ -220,9 +220,8 @@ def read_image(path):
             with Image.open(path) as image:              # reads the header only
                 width, height = image.size
                 if width * height > MAX_IMAGE_PIXELS:
-                    raise DataError(f"{path}: {width}×{height} is {width * height / 1e6:.0f} "
-                                    f"megapixels, more than the limit of "
-                                    f"{MAX_IMAGE_PIXELS / 1e6:.0f}")
+                    raise DataError(f"{path}: {width}×{height} = {width * height:,} pixels, "
+                                    f"more than the limit of {MAX_IMAGE_PIXELS:,}")
                 mode = image.mode
                 if mode not in _MODE_RANGE and mode not in ("I", "F"):
                     image = image.convert("RGBA")         # palette, CMYK, YCbCr, ...

@@ -78,7 +78,6 @@ def test_early_stopping_stops_after_patience_epochs_without_a_new_best(small):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(patience=2, validation=None), "needs a validation set"),
-    (dict(optimizer=Adam(), checkpoint="x.npz"), "checkpoint/resume support plain SGD"),
     (dict(weight_decay=-1.0), "weight_decay must be >= 0"),
     (dict(max_norm=0.0), "max_norm > 0"),
     (dict(optimizer="adam"), "optimizer must be one of mlp_lib.optim"),
