@@ -155,6 +155,7 @@ def _train(args):
     from .augment import distort
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_mnist
+    from .lifecycle import sigint_flag
     from .model import MLP
     from .optim import make_optimizer
     from .train import evaluate, train_minibatch, train_per_sample
@@ -198,22 +199,26 @@ def _train(args):
         per_epoch = -(-len(images) // batch_size)
         common.update(epochs=args.epochs, schedule=_parse_schedule(
             args.schedule, args.epochs * per_epoch, per_epoch))
-    print(f"training {model} on {len(images):,} images"
-          + (f", resuming at step {state.step}" if state else ""), flush=True)
-    if per_sample:
-        history = train_per_sample(model, images, labels, **common)
-    else:
-        augment = None
-        if args.shift or args.rotation or args.scale or args.elastic:
-            def augment(batch, rng):
-                return distort(batch, rng, args.shift, args.rotation, args.scale, args.elastic)
-        history = train_minibatch(
-            model, images, labels, seed=args.seed, batch_size=batch_size,
-            optimizer=make_optimizer(args.optimizer), weight_decay=args.weight_decay,
-            dropout=args.dropout, input_dropout=args.input_dropout, max_norm=args.max_norm,
-            augment=augment, validation=validation, patience=args.patience,
-            checkpoint_info={**{name: getattr(args, name) for name in MINIBATCH_OPTIONS},
-                             "seed": args.seed}, **common)
+    augment = None
+    if args.shift or args.rotation or args.scale or args.elastic:
+        def augment(batch, rng):
+            return distort(batch, rng, args.shift, args.rotation, args.scale, args.elastic)
+    # Ctrl-C from here on stops the run with a checkpoint, even during the
+    # trainer's set-up (the trainer shares this flag)
+    with sigint_flag():
+        print(f"training {model} on {len(images):,} images"
+              + (f", resuming at step {state.step}" if state else ""), flush=True)
+        if per_sample:
+            history = train_per_sample(model, images, labels, **common)
+        else:
+            history = train_minibatch(
+                model, images, labels, seed=args.seed, batch_size=batch_size,
+                optimizer=make_optimizer(args.optimizer), weight_decay=args.weight_decay,
+                dropout=args.dropout, input_dropout=args.input_dropout,
+                max_norm=args.max_norm, augment=augment, validation=validation,
+                patience=args.patience, checkpoint_info={
+                    **{name: getattr(args, name) for name in MINIBATCH_OPTIONS},
+                    "seed": args.seed}, **common)
     saved, diverted = _save_model(output, model, save_checkpoint)
     loss, accuracy = evaluate(model, *load_mnist("test", dtype=model.dtype))
     print(f"trained {history.steps} steps in {history.seconds:.1f} s; test loss {loss:.4f}, "

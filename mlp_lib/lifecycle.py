@@ -183,10 +183,21 @@ def closing(bar, history, losses, start_time):
             n_blocks, history.record_every).mean(axis=1)
 
 
+_ACTIVE = threading.local()
+
+
 @contextmanager
 def sigint_flag():
     """Turn Ctrl-C into a flag that the loop checks between steps, so that an
-    interruption never leaves a step half applied. Yields a one-item list."""
+    interruption never leaves a step half applied. Yields a one-item list.
+
+    Nested uses share the outer flag: a caller (the CLI) can open one before
+    the trainer's set-up, and a Ctrl-C pressed during the set-up then stops
+    the run at its first step, with a checkpoint, instead of being lost."""
+    flag = getattr(_ACTIVE, "flag", None)
+    if flag is not None:
+        yield flag
+        return
     flag = [False]
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -195,9 +206,11 @@ def sigint_flag():
     def handler(signum, frame):
         flag[0] = True
     previous = signal.signal(signal.SIGINT, handler)
+    _ACTIVE.flag = flag
     try:
         yield flag
     finally:
+        _ACTIVE.flag = None
         signal.signal(signal.SIGINT, previous)
 
 

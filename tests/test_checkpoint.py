@@ -90,6 +90,7 @@ def test_minibatch_resume_is_bit_identical(tmp_path, monkeypatch, mnist_train, s
 def test_real_ctrl_c_saves_a_checkpoint(tmp_path, mnist_train):
     images, labels = mnist_train[0][:2000], mnist_train[1][:2000]
     model = MLP([784, 64, 10], "relu", "he", seed=0)
+    before = signal.getsignal(signal.SIGINT)
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -100,7 +101,7 @@ def test_real_ctrl_c_saves_a_checkpoint(tmp_path, mnist_train):
         timer.cancel()
     restored, state = load_checkpoint(tmp_path / "ctrl-c.npz")
     assert 0 < state.step == info.value.step < 1000 * 2000 and _same(restored, model)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before          # the handler is given back
 
 
 def test_resume_rejects_other_data_or_settings(tmp_path, monkeypatch, mnist_train):
@@ -299,3 +300,23 @@ def test_every_notebook_05_configuration_resumes_bit_identical(tmp_path, monkeyp
         assert np.array_equal(resumed.losses, full.losses)
         assert resumed.val_loss == full.val_loss and resumed.epoch_loss == full.epoch_loss
         assert resumed.best_epoch == full.best_epoch
+
+
+def test_ctrl_c_during_set_up_stops_at_the_first_step_with_a_checkpoint(tmp_path, mnist_train):
+    """A caller's outer flag (as the CLI opens one) is shared by the trainer: a
+    Ctrl-C that arrived before the loop started is not lost."""
+    from mlp_lib.lifecycle import sigint_flag
+    images, labels = mnist_train[0][:100], mnist_train[1][:100]
+    model = MLP([784, 8, 10], seed=0)
+    with sigint_flag() as flag:
+        flag[0] = True                                   # Ctrl-C during the set-up
+        with pytest.raises(TrainingInterrupted) as info:
+            train_per_sample(model, images, labels, progress=False,
+                             checkpoint=tmp_path / "early.npz")
+    assert info.value.step == 0
+    restored, state = load_checkpoint(tmp_path / "early.npz")
+    assert state.step == 0 and _same(restored, MLP([784, 8, 10], seed=0))
+    resumed = train_per_sample(restored, images, labels, resume=state, progress=False)
+    fresh = MLP([784, 8, 10], seed=0)
+    train_per_sample(fresh, images, labels, progress=False)
+    assert _same(restored, fresh) and resumed.steps == 300
