@@ -265,6 +265,9 @@ def main(argv=None):
         prog="python -m mlp_lib",
         description="mlp_lib: reproduce the coursework report's MLP experiments on MNIST.")
     parser.add_argument("--version", action="version", version=f"mlp_lib {__version__}")
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help="folder holding the MNIST IDX files (default: $MLP_LIB_DATA, "
+                             "else data/mnist of the source checkout)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     rep = commands.add_parser(
         "reproduce", help="train rows of the report's table and print them beside the report",
@@ -357,6 +360,8 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    if args.data is not None:
+        os.environ["MLP_LIB_DATA"] = args.data     # read by data.default_root
     if args.command == "train" and args.output is None and args.resume is None:
         args.output = "model.npz"
     from .checkpoint import CheckpointError

@@ -137,8 +137,11 @@ def _find(root: Path, name: str) -> Path:
     for candidate in (root / (name + ".gz"), root / name):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{root / (name + '.gz')}: file not found (nor the raw "
-                            f"{name}). " + _FIX)
+    raise FileNotFoundError(
+        f"{root / (name + '.gz')}: file not found (nor the raw {name}). Point mlp_lib at a "
+        f"folder holding the four MNIST IDX files: MLP_LIB_DATA=DIR, load_mnist(split, "
+        f"root=DIR) or the CLI's --data DIR; in a source checkout, git checkout -- data/mnist "
+        f"restores them.")
 
 
 _cache: dict = {}

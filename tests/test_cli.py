@@ -182,3 +182,19 @@ def test_ctrl_c_and_resume_with_notebook_05_options(tmp_path):
 def test_mini_batch_options_need_a_batch(tmp_path):
     out = cli("train", *SMALL, "--dropout", "0.3", "-o", tmp_path / "m.npz")
     assert out.returncode == 2 and "--dropout is a mini-batch option" in out.stderr
+
+
+def test_data_folder_from_the_command_line(tmp_path):
+    """--data points every command at a folder of IDX files; a folder without
+    them is a one-line error that says where it looked and how to fix it."""
+    model_path = tmp_path / "m.npz"
+    from mlp_lib import MLP, save_checkpoint
+    save_checkpoint(model_path, MLP([784, 8, 10], seed=0))
+    out = cli("--data", tmp_path, "evaluate", model_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{tmp_path}/t10k-images-idx3-ubyte.gz: file not found" in out.stderr
+    assert "MLP_LIB_DATA=DIR" in out.stderr and "--data DIR" in out.stderr
+    from pathlib import Path
+    data = Path(__file__).resolve().parents[1] / "data" / "mnist"
+    out = cli("--data", data, "evaluate", model_path, cwd=tmp_path)
+    assert out.returncode == 0 and "on the test set" in out.stdout
