@@ -61,16 +61,17 @@ def _timed(fn):
     return time.perf_counter() - start, out
 
 
-def torch_per_sample_fn(model, images, labels, threads):
+def torch_per_sample_fn(model, images, labels):
     """Idiomatic PyTorch per-sample SGD from ``model``'s weights: float64,
-    ``nn.Linear`` layers, ``optim.SGD``, one sample per step; None without torch."""
+    ``nn.Linear`` layers, ``optim.SGD``, one sample per step. Returns
+    ``(train(rates, steps, threads), name)``, or None without torch."""
     try:
         import torch
     except ImportError:
         return None
     act = torch.nn.ReLU if model.activation == "relu" else torch.nn.Sigmoid
 
-    def train(rates, steps):
+    def train(rates, steps, threads):
         torch.set_num_threads(threads)
         layers = []
         for w, b in zip(model.weights, model.biases):
@@ -91,8 +92,7 @@ def torch_per_sample_fn(model, images, labels, threads):
             opt.step()
         return [(lin.weight.detach().numpy().T, lin.bias.detach().numpy())
                 for lin in net if isinstance(lin, torch.nn.Linear)]
-    import torch as _torch
-    return train, f"PyTorch {_torch.__version__} per-sample SGD (float64)"
+    return train, f"PyTorch {torch.__version__} per-sample SGD (float64)"
 
 
 def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
@@ -116,10 +116,10 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
         with threadpool_limits(1):
             report_train(theirs, images[:steps], onehot[:steps], rates[:steps], activation)
         diff = max(np.abs(a - b).max() for a, b in zip(report_weights(ours), theirs))
-        torch_train = torch_per_sample_fn(start, images, labels, 1)
+        torch_train = torch_per_sample_fn(start, images, labels)
         torch_diff = None
         if torch_train is not None:
-            peer = torch_train[0](rates[:steps].tolist(), steps)
+            peer = torch_train[0](rates[:steps].tolist(), steps, 1)
             torch_diff = max(max(np.abs(w - pw).max(), np.abs(b - pb).max())
                              for (pw, pb), w, b in zip(peer, ours.weights, ours.biases))
         times = {"engine": [], "report": [], "torch": []}
@@ -144,9 +144,8 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
             if torch_train is not None:
                 torch_round = {}
                 for t in thread_options:
-                    train_t = torch_per_sample_fn(start, images, labels, t)[0]
-                    torch_round[t] = _timed(lambda: train_t(rates[:steps].tolist(),
-                                                            steps))[0] / steps * 1e6
+                    torch_round[t] = _timed(lambda: torch_train[0](rates[:steps].tolist(),
+                                                                   steps, t))[0] / steps * 1e6
                 best = min(torch_round, key=torch_round.get)
                 times["torch"].append(torch_round[best])
                 best_threads["torch"].append(best)

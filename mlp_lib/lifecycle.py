@@ -21,7 +21,7 @@ from .functional import ACTIVATIONS
 from .schedules import Constant, schedule_from_dict, schedule_to_dict
 
 __all__ = ["History", "DivergenceError", "TrainingInterrupted", "progress_bar", "check_data",
-           "check_positive_int", "check_divergence_mode", "settings", "diverged",
+           "check_positive_int", "check_divergence_mode", "block_means", "settings", "diverged",
            "closing", "sigint_flag", "interrupted", "interrupted_state"]
 
 
@@ -168,6 +168,12 @@ def diverged(history, step, lr, on_divergence, model, sample, params):
             f"on_divergence='stop' or 'continue'.", step, lr, history)
 
 
+def block_means(losses, record_every):
+    """The mean of each complete block of ``record_every`` losses (``loss_curve``)."""
+    n_blocks = len(losses) // record_every
+    return losses[:n_blocks * record_every].reshape(n_blocks, record_every).mean(axis=1)
+
+
 @contextmanager
 def closing(bar, history, losses, start_time):
     """Close the bar and complete ``history`` however the loop ends (including
@@ -178,9 +184,7 @@ def closing(bar, history, losses, start_time):
         bar.close()
         history.seconds = time.perf_counter() - start_time
         history.losses = losses[:history.steps].copy()
-        n_blocks = history.steps // history.record_every
-        history.loss_curve = losses[:n_blocks * history.record_every].reshape(
-            n_blocks, history.record_every).mean(axis=1)
+        history.loss_curve = block_means(losses[:history.steps], history.record_every)
 
 
 _ACTIVE = threading.local()

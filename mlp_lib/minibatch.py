@@ -197,8 +197,10 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     val_images = val_labels = None
     if validation is not None:
         val_images, val_labels = check_data(model, *validation)
-    options = _options(optimizer, weight_decay, dropout, input_dropout, max_norm, augment,
-                       patience, val_images, val_labels)
+    options = None                       # what a resumed run must share, when needed
+    if checkpoint is not None or resume is not None:
+        options = _options(optimizer, weight_decay, dropout, input_dropout, max_norm,
+                           augment, patience, val_images, val_labels)
     epochs, schedule, record_every, start, past, fingerprint = settings(
         "minibatch", images, labels, resume, epochs, schedule, record_every, 1, 0.1,
         batch_size)

@@ -12,8 +12,9 @@ import json
 import math
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
+from .experiments import RESULTS_DIR as RESULTS
+
+ROOT = RESULTS.parent
 
 __all__ = ["SECTIONS", "render", "update", "stale_sections"]
 

@@ -33,7 +33,8 @@ import time
 
 import numpy as np
 
-from .lifecycle import DivergenceError, History, check_data, check_positive_int
+from .lifecycle import (DivergenceError, History, block_means, check_data,
+                        check_positive_int)
 from .model import MLP
 from .optim import SGD
 from .schedules import Constant
@@ -85,7 +86,5 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None, record
         sgd.step(params, weight_grads + bias_grads,                   # (7)
                  model.dtype.type(rates[step]))
 
-    n_blocks = n_steps // record_every
-    curve = losses[:n_blocks * record_every].reshape(n_blocks, record_every).mean(axis=1)
-    return History(loss_curve=curve, record_every=record_every, losses=losses,
+    return History(loss_curve=block_means(losses, record_every), record_every=record_every, losses=losses,
                    steps=n_steps, seconds=time.perf_counter() - started)

@@ -87,6 +87,30 @@ def test_predict_rejects_bad_images(tmp_path):
     assert out.returncode == 2 and "blank" in out.stderr
 
 
+def _interrupt_and_resume(args, partial, reference):
+    """Run ``train ARGS -o partial``, Ctrl-C it after its "training" line, check
+    it saved a checkpoint, resume it with --resume alone and check it ends with
+    the weights of ``reference`` (the uninterrupted run). Returns the state
+    the interrupted run saved."""
+    process = subprocess.Popen([sys.executable, "-m", "mlp_lib", *args, "-o", str(partial)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    assert line.startswith("training "), line
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "checkpoint saved to" in err and "--resume" in err and "Traceback" not in err
+    _, state = load_checkpoint(partial)
+    out = cli("train", "--resume", partial, "--quiet")
+    assert out.returncode == 0, out.stderr
+    done, _ = load_checkpoint(partial)
+    expected, _ = load_checkpoint(reference)
+    for a, b in zip(done.weights + done.biases, expected.weights + expected.biases):
+        assert np.array_equal(a, b)
+    return state
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_and_resume_matches_uninterrupted(tmp_path):
     # the signal goes when the CLI says it is training (after loading the data);
@@ -96,24 +120,8 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted(tmp_path):
     reference = tmp_path / "reference.npz"
     assert cli(*args, "-o", reference).returncode == 0
     partial = tmp_path / "run.npz"
-    process = subprocess.Popen([sys.executable, "-m", "mlp_lib", *args, "-o", str(partial)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 90
-    line = process.stdout.readline()
-    assert line.startswith("training "), line
-    time.sleep(2.0)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=max(1, deadline - time.time()))
-    assert process.returncode == 130, err
-    assert "checkpoint saved to" in err and "--resume" in err and "Traceback" not in err
-    _, state = load_checkpoint(partial)
+    state = _interrupt_and_resume(args, partial, reference)
     assert state is not None and 0 <= state.step < 480000
-    out = cli("train", "--resume", partial, "--quiet")
-    assert out.returncode == 0, out.stderr
-    done, _ = load_checkpoint(partial)
-    expected, _ = load_checkpoint(reference)
-    for a, b in zip(done.weights + done.biases, expected.weights + expected.biases):
-        assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("output, message", [
@@ -162,21 +170,8 @@ def test_ctrl_c_and_resume_with_notebook_05_options(tmp_path):
     out = cli(*args, "-o", reference)
     assert out.returncode == 0, out.stderr
     partial = tmp_path / "run.npz"
-    process = subprocess.Popen([sys.executable, "-m", "mlp_lib", *args, "-o", str(partial)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout.readline().startswith("training ")
-    time.sleep(2.0)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
-    _, state = load_checkpoint(partial)
+    state = _interrupt_and_resume(args, partial, reference)
     assert state.extra["info"]["optimizer"] == "nesterov" and 0 <= state.step < 12 * 500
-    out = cli("train", "--resume", partial, "--quiet")
-    assert out.returncode == 0, out.stderr
-    done, _ = load_checkpoint(partial)
-    expected, _ = load_checkpoint(reference)
-    for a, b in zip(done.weights + done.biases, expected.weights + expected.biases):
-        assert np.array_equal(a, b)
 
 
 def test_mini_batch_options_need_a_batch(tmp_path):
