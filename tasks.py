@@ -4,6 +4,7 @@
     python3 tasks.py reproduce   # set up .venv, re-execute notebooks/*.ipynb in place
     python3 tasks.py reproduce 01 03   # only the notebooks whose names start so
     python3 tasks.py test        # set up .venv, run unit tests + nbval on the notebooks
+    python3 tasks.py test --oldest   # fast tests in .venv-oldest, every dependency at its floor
     python3 tasks.py bench       # set up .venv (with PyTorch, scikit-learn), run the benchmarks
     python3 tasks.py readme      # regenerate the README's figures from results/
     python3 tasks.py setup       # only create/refresh .venv
@@ -58,32 +59,77 @@ def notebooks():
 
 
 def reproduce(prefixes=()):
+    """Re-execute the chosen notebooks in place with papermill (progress bar, streamed output)."""
     setup()
     chosen = [nb for nb in notebooks() if not prefixes or nb.name.startswith(tuple(prefixes))]
     if not chosen:
         sys.exit(f"no notebook name starts with {' or '.join(prefixes)}")
-    for notebook in chosen:
+    started = time.time()
+    for number, notebook in enumerate(chosen, 1):
+        print(f"\n[{number}/{len(chosen)}] {notebook.name}{previous_time(notebook.name)}",
+              flush=True)
         env = dict(os.environ, MLP_LIB_COMMAND=f"python3 tasks.py reproduce {notebook.name[:2]}")
-        started = time.time()
-        code = run(PYTHON, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                   "--inplace", "--ExecutePreprocessor.timeout=-1",
-                   "--ExecutePreprocessor.kernel_name=python3", notebook, env=env)
+        code = run(PYTHON, Path(__file__).name, "_execute", notebook, env=env)
         if code:
             return code
-        record_time(notebook.name, time.time() - started, env["MLP_LIB_COMMAND"])
+        print(f"[{number}/{len(chosen)}] {notebook.name} done; "
+              f"{(time.time() - started) / 60:.1f} min so far", flush=True)
     return run(PYTHON, "-m", "mlp_lib", "table", "--update-readme")
+
+
+def previous_time(name):
+    """' (last run: 3.2 min)' from results/timings.json, or '' when there is none."""
+    import json
+    try:
+        seconds = json.loads((ROOT / "results" / "timings.json").read_text())[name]["seconds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return f" (last full run: {seconds / 60:.1f} min)"
+
+
+def execute(args):
+    """Inside .venv: run one notebook with papermill and record its time (``_execute NB``).
+
+    The kernel talks over IPC sockets rather than TCP: nothing is sent over
+    an unencrypted network port, and the kernel has no reason to warn.
+    """
+    import logging
+    import papermill
+    from traitlets.config import Config
+
+    class CellOutputOnly(logging.Filter):
+        def filter(self, record):     # keep printed lines, drop papermill's cell banners
+            return not str(record.msg).startswith(("Executing Cell", "Ending Cell",
+                                                   "Executing notebook with kernel"))
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(CellOutputOnly())
+    logger = logging.getLogger("papermill")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    notebook = Path(args[0])
+    started = time.time()
+    papermill.execute_notebook(notebook, notebook, kernel_name="python3", cwd=notebook.parent,
+                               log_output=True, progress_bar=True,
+                               config=Config({"KernelManager": {"transport": "ipc"}}))
+    record_time(notebook.name, time.time() - started, os.environ.get("MLP_LIB_COMMAND", ""))
+    return 0
 
 
 def record_time(name, seconds, command):
     """Add a notebook's execution time, with provenance, to results/timings.json."""
-    code = ("import json, sys; from pathlib import Path; from mlp_lib.provenance import provenance;"
-            "p = Path('results/timings.json'); d = json.loads(p.read_text()) if p.exists() else {};"
-            "d[sys.argv[1]] = {'seconds': float(sys.argv[2]), 'provenance': provenance(sys.argv[3])};"
-            "p.write_text(json.dumps(d, indent=1, sort_keys=True) + chr(10))")
-    run(PYTHON, "-c", code, name, f"{seconds:.1f}", command)
+    import json
+    from mlp_lib.provenance import provenance
+    path = ROOT / "results" / "timings.json"
+    times = json.loads(path.read_text()) if path.exists() else {}
+    times[name] = {"seconds": round(seconds, 1), "provenance": provenance(command)}
+    path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
 
 
 def test(extra_args=()):
+    if "--oldest" in extra_args:
+        return test_oldest([a for a in extra_args if a != "--oldest"])
     setup()
     env = dict(os.environ)
     env.setdefault("MLP_LIB_QUICK", "1")
@@ -93,6 +139,44 @@ def test(extra_args=()):
         args += ["--nbval-lax", "--nbval-current-env", *notebooks()]
     return run(PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *args, *extra_args,
                env=env)
+
+
+def floors():
+    """The dependencies' lower bounds in pyproject.toml, as exact pins ('numpy==1.25')."""
+    import re
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
+    pins = re.findall(r'"([A-Za-z0-9_.-]+)>=([^",;]+)"', block)
+    if not pins:
+        sys.exit("found no '>=' floors in pyproject.toml's dependencies")
+    return [f"{name}=={version}" for name, version in pins]
+
+
+def test_oldest(extra_args=()):
+    """Run the fast tests with every runtime dependency at the floor pyproject.toml declares."""
+    venv_dir = ROOT / ".venv-oldest"
+    python = venv_dir / PYTHON.relative_to(VENV)
+    pins = floors()
+    stamp = venv_dir / ".mlp_lib-installed"
+    wanted = "\n".join(pins)
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        if not python.exists():
+            venv.create(venv_dir, with_pip=True)
+        constraints = venv_dir / "floors.txt"
+        constraints.write_text(wanted + "\n")
+        steps = [(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"),
+                 (python, "-m", "pip", "install", "--quiet", "--only-binary=:all:",
+                  "-c", constraints, *pins, "-e", ".[test]")]
+        for step in steps:
+            if run(*step) != 0:
+                sys.exit("could not install the floors: see the pip output above")
+        stamp.write_text(wanted)
+    run(python, "-c", "import importlib.metadata as m, sys; print('floors under test:', "
+        "', '.join(f'{p.split(\"==\")[0]} {m.version(p.split(\"==\")[0])}' "
+        "for p in sys.argv[1:]))", *pins)
+    env = dict(os.environ, MPLBACKEND="Agg")
+    return run(python, "-m", "pytest", "-p", "no:cacheprovider", "-m", "not slow", "tests",
+               *extra_args, env=env)
 
 
 def bench(extra_args=()):
@@ -107,7 +191,7 @@ def readme(extra_args=()):
 
 def main(argv):
     commands = {"setup": lambda rest: setup() or 0, "reproduce": reproduce,
-                "test": test, "bench": bench, "readme": readme}
+                "test": test, "bench": bench, "readme": readme, "_execute": execute}
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2

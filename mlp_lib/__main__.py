@@ -57,6 +57,11 @@ def _rows(args):
 def _table(args):
     from .experiments import ROWS, format_table, load_results, results_path, summarize
     results = []
+    if args.update_readme:
+        from . import readme
+        if not (readme.ROOT / "pyproject.toml").is_file():
+            raise SystemExit("error: --update-readme edits the README of a source checkout; "
+                             "this mlp_lib is installed without one")
     missing = []
     for row_id in ROWS:
         path = results_path(row_id)
@@ -74,9 +79,6 @@ def _table(args):
         print(table)
         return 0
     from . import readme
-    if not (readme.ROOT / "pyproject.toml").is_file():
-        raise SystemExit("error: --update-readme edits the README of a source checkout; "
-                         "this mlp_lib is installed without one")
     changed = readme.update()
     print(f"README.md: regenerated {', '.join(readme.SECTIONS)} from results/ "
           f"({', '.join(changed) or 'nothing'} changed)")

@@ -82,3 +82,18 @@ def test_no_file_cites_a_path_outside_the_repository():
         if name != "tests/test_docs.py" and pattern.search(text):
             offenders.append(name)
     assert not offenders, offenders
+
+
+def test_readme_names_the_floors_that_tasks_oldest_installs():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("tasks", ROOT / "tasks.py")
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("**Supported versions.**"):]
+    section = section[:section.index("\n\n")].replace("\n", " ")
+    pins = tasks.floors()
+    assert len(pins) == 6
+    for pin in pins:
+        name, version = pin.split("==")
+        assert f"{name} {version}".lower() in section.lower(), pin

@@ -229,5 +229,6 @@ def test_relu_with_the_cached_zeros_equals_maximum_and_leaves_the_cache_zero():
     x = rng.normal(size=(128, 600)).astype(np.float32)
     _, cache = hidden.forward_cache(x)
     expected = np.maximum(x @ hidden.weights[0] + hidden.biases[0], 0)
-    np.testing.assert_allclose(cache["A"][1], expected, rtol=1e-5, atol=1e-6)
+    # float32 sums of 600 products: BLAS builds may order them differently (eps * sum|x w| ~ 1e-5)
+    np.testing.assert_allclose(cache["A"][1], expected, rtol=1e-5, atol=2e-5)
     assert not np.any(zeros_like(cache["A"][1]))     # ReLU never wrote into the shared zeros

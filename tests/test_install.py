@@ -1,0 +1,94 @@
+"""A built wheel, installed in a fresh virtual environment, works from another directory.
+
+This is what a user gets from ``pip install mlp_lib-*.whl``: no source
+checkout beside the package, so no ``data/`` and no README to edit. The test
+builds the wheel, installs it (its dependencies come from the package index
+or pip's cache) and runs the CLI from a temporary directory.
+"""
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _run(args, cwd, **env):
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("MLP_LIB_DATA", "PYTHONPATH", "VIRTUAL_ENV")}
+    environment.update(env, MPLBACKEND="Agg")
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(python of a fresh venv holding the wheel, an empty working directory)."""
+    base = tmp_path_factory.mktemp("wheel")
+    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+                  "-w", base / "dist", ROOT], cwd=base)
+    assert built.returncode == 0, built.stderr
+    wheels = list((base / "dist").glob("mlp_lib-*.whl"))
+    assert len(wheels) == 1, wheels
+    venv.create(base / "venv", with_pip=True)
+    python = base / "venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    pip = _run([python, "-m", "pip", "install", "--quiet", wheels[0]], cwd=base)
+    assert pip.returncode == 0, pip.stderr
+    work = base / "elsewhere"
+    work.mkdir()
+    return python, work
+
+
+def test_the_installed_package_is_not_the_checkout(installed):
+    python, work = installed
+    where = _run([python, "-c", "import mlp_lib; print(mlp_lib.__file__)"], cwd=work)
+    assert where.returncode == 0, where.stderr
+    assert "site-packages" in where.stdout and str(ROOT) not in where.stdout
+
+
+def test_without_data_it_says_where_it_looked_and_how_to_point_it(installed):
+    python, work = installed
+    out = _run([python, "-m", "mlp_lib", "train", "--epochs", "1", "-o", "m.npz"], cwd=work)
+    assert out.returncode == 2
+    error = out.stderr.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error:"), out.stderr
+    for hint in ("MLP_LIB_DATA", "--data DIR"):
+        assert hint in error[0]
+    assert not (work / "m.npz").exists()
+
+
+def test_with_data_it_trains_evaluates_and_predicts(installed):
+    from PIL import Image
+    from mlp_lib.data import load_mnist
+    python, work = installed
+    data = ROOT / "data" / "mnist"
+    train = _run([python, "-m", "mlp_lib", "--data", data, "train", "--layers", "784", "32", "10",
+                  "--batch-size", "128", "--epochs", "1", "--quiet", "-o", "m.npz"], cwd=work)
+    assert train.returncode == 0, train.stderr
+    assert (work / "m.npz").is_file()
+    evaluate = _run([python, "-m", "mlp_lib", "evaluate", "m.npz"], cwd=work,
+                    MLP_LIB_DATA=str(data))
+    assert evaluate.returncode == 0, evaluate.stderr
+    accuracy = float(evaluate.stdout.split("accuracy")[1].split()[0].strip(":=,"))
+    assert accuracy > 0.85
+    images, labels = load_mnist("test")
+    Image.fromarray((images[0].reshape(28, 28) * 255).round().astype(np.uint8)).save(work / "digit.png")
+    predict = _run([python, "-m", "mlp_lib", "predict", "m.npz", "digit.png"], cwd=work)
+    assert predict.returncode == 0, predict.stderr
+    assert predict.stdout.startswith(f"digit.png: {labels[0]} (")
+
+
+def test_commands_that_edit_a_checkout_refuse(installed):
+    python, work = installed
+    out = _run([python, "-m", "mlp_lib", "table", "--update-readme"], cwd=work)
+    assert out.returncode != 0
+    assert "source checkout" in out.stderr and "Traceback" not in out.stderr
+    site = _run([python, "-c", "import mlp_lib, pathlib; print(pathlib.Path(mlp_lib.__file__)"
+                       ".parents[1])"], cwd=work).stdout.strip()
+    assert not (Path(site) / "README.md").exists() and not (work / "README.md").exists()
