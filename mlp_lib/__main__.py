@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -84,6 +85,43 @@ def _table(args):
           f"({', '.join(changed) or 'nothing'} changed)")
     return 0
 
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line errors: ``error: ...`` and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(lowest):
+    """argparse type: an int >= ``lowest``, refused before any data is loaded."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"{text} must be at least {lowest}")
+        return value
+    return parse
+
+
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
+
+
+def _rate(upper=None):
+    """argparse type: a finite float >= 0 (and < ``upper`` if given)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < 0 or (upper is not None and value >= upper):
+            bound = f"in [0, {upper})" if upper is not None else "a finite number >= 0"
+            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        return value
+    return parse
 
 def _parse_schedule(text, n_steps=1, per_epoch=1):
     """``0.01`` or ``constant:0.01``, ``linear:START,END,STEPS``, or
@@ -263,7 +301,7 @@ def _predict(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m mlp_lib",
         description="mlp_lib: reproduce the coursework report's MLP experiments on MNIST.")
     parser.add_argument("--version", action="version", version=f"mlp_lib {__version__}")
@@ -284,7 +322,7 @@ def main(argv=None):
     rep.add_argument("--json", action="store_true",
                      help="one JSON object per line: row, seed, test_loss, test_accuracy, "
                           "seconds, diverged_at")
-    rep.add_argument("--processes", type=int, default=None,
+    rep.add_argument("--processes", type=_positive_int, default=None,
                      help="parallel processes for several runs (default: one per core)")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=_reproduce)
@@ -296,15 +334,15 @@ def main(argv=None):
                     "checkpoint. --batch-size 1 is the report's per-sample SGD in file "
                     "order; larger batches are mini-batch SGD with seeded shuffling. Ctrl-C "
                     "saves the run to --output; --resume continues it bit for bit.")
-    train.add_argument("--layers", type=int, nargs="+", default=[784, 512, 256, 64, 10],
+    train.add_argument("--layers", type=_positive_int, nargs="+", default=[784, 512, 256, 64, 10],
                        metavar="N", help="layer sizes (default 784 512 256 64 10)")
     train.add_argument("--activation", default="relu", choices=["relu", "sigmoid"])
     train.add_argument("--init", default="he", choices=["he", "xavier", "normal", "uniform"])
     train.add_argument("--schedule", default="0.01",
                        help="learning rate: RATE, constant:RATE, linear:START,END,STEPS or "
                             "cosine:RATE (default 0.01)")
-    train.add_argument("--epochs", type=int, default=3, help="passes over the data (3)")
-    train.add_argument("--batch-size", type=int, default=1,
+    train.add_argument("--epochs", type=_positive_int, default=3, help="passes over the data (3)")
+    train.add_argument("--batch-size", type=_positive_int, default=1,
                        help="1 = per-sample SGD (default), more = mini-batch")
     train.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
     train.add_argument("--dtype", default="float64", choices=["float64", "float32"])
@@ -318,21 +356,21 @@ def main(argv=None):
     batch.add_argument("--optimizer", default="sgd",
                        choices=["sgd", "momentum", "nesterov", "adam"],
                        help="optimiser (default plain SGD; momentum and nesterov use 0.9)")
-    batch.add_argument("--dropout", type=float, default=0.0, help="dropout on hidden units")
-    batch.add_argument("--input-dropout", type=float, default=0.0, help="dropout on pixels")
-    batch.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty λ")
-    batch.add_argument("--max-norm", type=float, default=None,
+    batch.add_argument("--dropout", type=_rate(1.0), default=0.0, help="dropout on hidden units")
+    batch.add_argument("--input-dropout", type=_rate(1.0), default=0.0, help="dropout on pixels")
+    batch.add_argument("--weight-decay", type=_rate(), default=0.0, help="L2 penalty λ")
+    batch.add_argument("--max-norm", type=_rate(), default=None,
                        help="cap on each unit's incoming weight norm")
-    batch.add_argument("--shift", type=float, default=0.0, help="augmentation: max shift (px)")
-    batch.add_argument("--rotation", type=float, default=0.0,
+    batch.add_argument("--shift", type=_rate(), default=0.0, help="augmentation: max shift (px)")
+    batch.add_argument("--rotation", type=_rate(), default=0.0,
                        help="augmentation: max rotation (degrees)")
-    batch.add_argument("--scale", type=float, default=0.0,
+    batch.add_argument("--scale", type=_rate(), default=0.0,
                        help="augmentation: max relative scale change")
-    batch.add_argument("--elastic", type=float, default=0.0,
+    batch.add_argument("--elastic", type=_rate(), default=0.0,
                        help="augmentation: elastic distortion strength α (σ = 4)")
-    batch.add_argument("--validation", type=int, default=0, metavar="N",
+    batch.add_argument("--validation", type=_non_negative_int, default=0, metavar="N",
                        help="hold out the last N training images; keep the best epoch")
-    batch.add_argument("--patience", type=int, default=None,
+    batch.add_argument("--patience", type=_positive_int, default=None,
                        help="stop after this many epochs without a better validation loss")
     train.set_defaults(func=_train)
     ev = commands.add_parser("evaluate", help="test loss and accuracy of a saved model",
@@ -349,7 +387,7 @@ def main(argv=None):
                     "by mass) and the top probabilities are printed.")
     pred.add_argument("checkpoint")
     pred.add_argument("images", nargs="+", metavar="IMAGE")
-    pred.add_argument("--top", type=int, default=3, help="how many classes to show (3)")
+    pred.add_argument("--top", type=_positive_int, default=3, help="how many classes to show (3)")
     pred.set_defaults(func=_predict)
     table = commands.add_parser(
         "table", help="the report-vs-reproduced table from the notebooks' saved results",

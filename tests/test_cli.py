@@ -60,10 +60,15 @@ def test_train_evaluate_predict(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("evaluate", "missing.npz"), "missing.npz: checkpoint not found"),
-    (("train", "--layers", "784", "0", "10"), "positive ints"),
+    (("train", "--layers", "784", "0", "10"), "--layers: 0 must be at least 1"),
+    (("train", "--epochs", "0"), "--epochs: 0 must be at least 1"),
+    (("train", "--epochs", "three"), "--epochs: 'three' is not an integer"),
+    (("train", "--batch-size", "64", "--dropout", "1.5"), "--dropout: 1.5 must be in [0, 1.0)"),
+    (("train", "--batch-size", "64", "--scale", "nan"), "--scale: nan must be a finite"),
+    (("predict", "m.npz", "x.png", "--top", "-1"), "--top: -1 must be at least 1"),
+    (("train", "--no-such-flag"), "unrecognized arguments: --no-such-flag"),
     (("train", "--layers", "100", "10"), "must start with 784"),
     (("train", "--schedule", "linear:0.1"), "bad --schedule"),
-    (("train", "--epochs", "0", *SMALL), "epochs must be a positive int"),
     (("train", "--schedule", "-1", *SMALL), "positive finite learning rate"),
 ])
 def test_user_errors_are_one_line(tmp_path, args, message):
