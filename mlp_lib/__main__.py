@@ -284,6 +284,18 @@ def _evaluate(args):
     return 0
 
 
+def _serve(args):
+    from .checkpoint import load_checkpoint
+    from .serve import serve
+    for path in args.checkpoints:
+        load_checkpoint(path)                      # a bad file fails here, in one line
+    try:
+        return serve(args.checkpoints, host=args.host, port=args.port, cache=args.cache,
+                     verbose=args.verbose)
+    except OSError as exc:                         # port in use, address not available
+        raise SystemExit(f"error: cannot serve on {args.host}:{args.port} ({exc.strerror})")
+
+
 def _predict(args):
     import numpy as np
 
@@ -396,6 +408,24 @@ def main(argv=None):
     table.add_argument("--update-readme", action="store_true",
                        help="regenerate every generated section of README.md from results/")
     table.set_defaults(func=_table)
+    srv = commands.add_parser(
+        "serve", help="a local page: draw a digit and watch every layer",
+        description="Serve a page on which you draw a digit (or drop an image) and see the "
+                    "28×28 input, the ten probabilities, every hidden layer's activations and "
+                    "the first-layer weights of the most active units. Without checkpoints "
+                    "it serves the default models (relu-he-const, sigmoid-normal, sprint), "
+                    "training those missing once, in the background, into the cache folder.")
+    srv.add_argument("checkpoints", nargs="*", metavar="MODEL.npz",
+                     help="models to serve (named by their file names)")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=_non_negative_int, default=8000,
+                     help="port (default 8000; 0 picks a free one)")
+    srv.add_argument("--cache", metavar="DIR", default=None,
+                     help="where default models are kept (default $MLP_LIB_CACHE, else "
+                          "~/.cache/mlp_lib)")
+    srv.add_argument("--verbose", action="store_true", help="log every request")
+    srv.set_defaults(func=_serve)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -201,26 +201,33 @@ _MODE_RANGE = {"1": 1, "L": 255, "LA": 255, "RGB": 255, "RGBA": 255, "I;16": 655
                "I;16L": 65535, "I;16B": 65535, "I;16N": 65535}
 
 
-def read_image(path):
-    """An image file as floats in [0, 1]: (H, W) gray, or (H, W, 3) colour with
+def read_image(source, name=None):
+    """An image as floats in [0, 1]: (H, W) gray, or (H, W, 3) colour with
     the alpha channel composited on white. Each mode is scaled by its own range
     (8-bit by 255, 16-bit by 65535); the size is checked from the header before
     anything is decoded.
+
+    ``source`` is a file path or the file's bytes (e.g. an upload); ``name``
+    is what error messages call it (default: the path, or "the image").
 
     Raises
     ------
     FileNotFoundError, DataError
     """
+    import io
     import warnings
 
     from PIL import Image
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image not found")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        path, opened = name or "the image", io.BytesIO(source)
+    else:
+        path = opened = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: image not found")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:              # reads the header only
+            with Image.open(opened) as image:            # reads the header only
                 width, height = image.size
                 if width * height > MAX_IMAGE_PIXELS:
                     raise DataError(f"{path}: {width}×{height} = {width * height:,} pixels, "
@@ -252,14 +259,15 @@ def read_image(path):
     return np.clip(pixels, 0, 1)
 
 
-def image_to_mnist(path):
+def image_to_mnist(source, name=None):
     """A photo or drawing of one digit, as a 784-vector prepared like MNIST.
 
     Steps (as LeCun et al. prepared MNIST): grayscale (alpha composited on
     white); inverted if the background is light, so the digit is bright on
     dark; contrast stretched to [0, 1]; cropped to the digit; scaled so its
     longer side is 20 pixels; placed in a 28×28 frame with its centre of mass
-    at the centre.
+    at the centre. ``source`` and ``name`` are as ``read_image`` takes them:
+    the CLI's ``predict`` passes paths, ``serve`` the bytes of an upload.
 
     Raises
     ------
@@ -268,7 +276,9 @@ def image_to_mnist(path):
     """
     from scipy import ndimage
 
-    pixels = read_image(path)
+    pixels = read_image(source, name)
+    path = name or (source if not isinstance(source, (bytes, bytearray, memoryview))
+                    else "the image")
     if pixels.ndim != 2:
         raise DataError(f"{path}: expected a 2-D image, got shape {pixels.shape}")
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])

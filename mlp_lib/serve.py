@@ -1,0 +1,406 @@
+"""``python -m mlp_lib serve``: a local page to draw a digit and watch every layer.
+
+The page (``mlp_lib/static/``: plain HTML, CSS and JavaScript, no network)
+sends what is drawn to a small JSON API served by the standard library's
+``ThreadingHTTPServer``:
+
+``GET /api/models``
+    ``{"models": [{"name", "description", "layer_sizes", "activation",
+    "ready", "dead"}]}``; ``dead`` lists, per hidden layer, the units that are
+    zero on every one of 2,000 test images (ReLU only; ``null`` otherwise or
+    without the data).
+``POST /api/predict``
+    ``{"pixels": [784 numbers in 0..1]}`` (already prepared like MNIST) or
+    ``{"image": "data:image/png;base64,..."}`` (raw; prepared here by
+    ``data.image_to_mnist``, the function ``predict`` uses), and optionally
+    ``"model"``. Answers ``{"model", "label", "probabilities" (10), "input"
+    (784), "activations" (one list per hidden layer), "first_layer" (the most
+    active units of layer 1: unit, activation and its 784 weights)}``.
+
+Bad input gets ``{"error": "..."}`` with 400 (malformed, wrong length,
+NaN/inf, out of range, undecodable or oversized image, unknown model), 413
+(body over 1 MB), 404 (unknown path), 405 (wrong method) or 503 (a default
+model still training). The server binds 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import DataError, image_to_mnist
+
+__all__ = ["DEFAULT_MODELS", "MAX_BODY", "ModelStore", "cache_dir", "make_server",
+           "predict_json", "serve"]
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 1_000_000                # bytes of a request body
+_DRAIN_LIMIT = 8 * MAX_BODY         # a larger body is not even read before the 413
+TOP_UNITS = 6                       # first-layer units whose weights the page draws
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+
+#: The models ``serve`` trains on first use when given no checkpoint:
+#: name -> (description, what trains it).
+DEFAULT_MODELS = {
+    "relu-he-const": ("the report's best row: 784-512-256-64-10 ReLU, He init, "
+                      "per-sample SGD at 0.01, 3 epochs", ("row", "relu-he-const")),
+    "sigmoid-normal": ("the report's first row: 784-512-256-64-10 sigmoid, N(0, 0.1) init, "
+                       "linear decay, 3 epochs", ("row", "sigmoid-normal")),
+    "sprint": ("notebook 05's 60-second sprint: 784-1024-10 ReLU, Nesterov, cosine rate, "
+               "shifted images, 15 epochs", ("rung", "60-second sprint")),
+}
+
+
+class ApiError(Exception):
+    """An answer other than 200: ``status`` and a message for ``{"error": ...}``."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def cache_dir():
+    """Where default models are kept: ``$MLP_LIB_CACHE``, else
+    ``$XDG_CACHE_HOME/mlp_lib``, else ``~/.cache/mlp_lib``."""
+    if os.environ.get("MLP_LIB_CACHE"):
+        return Path(os.environ["MLP_LIB_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mlp_lib"
+
+
+def dead_units(model, images):
+    """Per hidden layer, the ReLU units that are zero on every image (``None``
+    for sigmoid nets: a sigmoid unit is never exactly zero)."""
+    if model.activation != "relu":
+        return None
+    _, cache = model.forward_cache(images.astype(model.dtype))
+    return [np.flatnonzero(~(a > 0).any(axis=0)).tolist() for a in cache["A"][1:]]
+
+
+class ModelStore:
+    """The models the server answers with, by name; thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = {}          # name -> dict(model, description, dead, ready, error)
+        self._probe = None
+
+    def _probe_images(self):
+        if self._probe is None:
+            try:
+                from .data import load_mnist
+                self._probe = load_mnist("test")[0][:2000]
+            except (OSError, DataError):
+                self._probe = False              # installed without data: no dead units
+        return self._probe
+
+    def expect(self, name, description):
+        """Announce a model that is still being trained."""
+        with self._lock:
+            self._entries.setdefault(name, dict(model=None, description=description, dead=None,
+                                                ready=False, error=None))
+
+    def add(self, name, model, description=""):
+        probe = self._probe_images()
+        dead = dead_units(model, probe) if probe is not False else None
+        with self._lock:
+            self._entries[name] = dict(model=model, description=description, dead=dead,
+                                       ready=True, error=None)
+
+    def fail(self, name, message):
+        with self._lock:
+            self._entries[name]["error"] = message
+
+    def names(self):
+        with self._lock:
+            return list(self._entries)
+
+    def listing(self):
+        with self._lock:
+            entries = list(self._entries.items())
+        return [{"name": name, "description": e["description"], "ready": e["ready"],
+                 "error": e["error"], "dead": e["dead"],
+                 "layer_sizes": e["model"].layer_sizes if e["model"] else None,
+                 "activation": e["model"].activation if e["model"] else None}
+                for name, e in entries]
+
+    def get(self, name):
+        with self._lock:
+            if not self._entries:
+                raise ApiError(503, "no model is loaded yet")
+            name = next(iter(self._entries)) if name is None else name
+            entry = self._entries.get(name)
+        if entry is None:
+            raise ApiError(400, f"unknown model {name!r}; GET /api/models lists them")
+        if entry["error"]:
+            raise ApiError(503, f"model {name!r} failed to train: {entry['error']}")
+        if not entry["ready"]:
+            raise ApiError(503, f"model {name!r} is still training; try again soon")
+        return name, entry["model"]
+
+
+def _reject_constant(token):
+    raise ValueError(f"{token} is not a number JSON allows")
+
+
+def _pixels_from(request):
+    """The 784 prepared pixels of a predict request, or ApiError(400)."""
+    if "pixels" in request and "image" in request:
+        raise ApiError(400, 'give "pixels" or "image", not both')
+    if "pixels" in request:
+        pixels = request["pixels"]
+        if not isinstance(pixels, list) or len(pixels) != 784:
+            raise ApiError(400, f'"pixels" must be a list of 784 numbers, got '
+                                f'{len(pixels) if isinstance(pixels, list) else type(pixels).__name__}')
+        if not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in pixels):
+            raise ApiError(400, '"pixels" must hold numbers only')
+        values = np.array(pixels, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise ApiError(400, '"pixels" must be finite numbers in [0, 1]')
+        return values
+    if "image" in request:
+        image = request["image"]
+        if not isinstance(image, str) or not image.startswith("data:image/") \
+                or ";base64," not in image:
+            raise ApiError(400, '"image" must be a data URL: data:image/png;base64,...')
+        try:
+            raw = base64.b64decode(image.split(";base64,", 1)[1], validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, '"image" is not valid base64') from None
+        try:
+            return image_to_mnist(raw, name="the image")
+        except DataError as exc:
+            raise ApiError(400, str(exc)) from None
+    raise ApiError(400, 'a predict request needs "pixels" (784 numbers) or "image" (a data URL)')
+
+
+def predict_json(store, body):
+    """Answer a ``POST /api/predict`` body (bytes): the response dict, or ApiError."""
+    try:
+        request = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"malformed JSON ({exc})") from None
+    if not isinstance(request, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    unknown = set(request) - {"pixels", "image", "model"}
+    if unknown:
+        raise ApiError(400, f"unknown keys: {', '.join(sorted(unknown))}")
+    if request.get("model") is not None and not isinstance(request["model"], str):
+        raise ApiError(400, '"model" must be a string')
+    name, model = store.get(request.get("model"))
+    x = _pixels_from(request)
+    probs, cache = model.forward_cache(x.astype(model.dtype)[None, :])
+    hidden = [a[0] for a in cache["A"][1:]]
+    top = np.argsort(-hidden[0], kind="stable")[:TOP_UNITS]
+    first = model.weights[0]
+    return {"model": name, "label": int(np.argmax(probs[0])),
+            "probabilities": np.round(probs[0].astype(float), 6).tolist(),
+            "input": np.round(x, 4).tolist(),
+            "activations": [np.round(a.astype(float), 4).tolist() for a in hidden],
+            "first_layer": [{"unit": int(j), "activation": round(float(hidden[0][j]), 4),
+                             "weights": np.round(first[:, j].astype(float), 4).tolist()}
+                            for j in top]}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "mlp_lib"
+    timeout = 15                         # a client that stalls mid-request is dropped
+    routes = {"/api/models": "GET", "/api/predict": "POST"}
+
+    def log_message(self, format, *args):     # quiet unless --verbose
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def _send(self, status, body, content_type="application/json", extra=()):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
+        for key, value in extra:
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, status, message, extra=()):
+        self._send(status, {"error": message}, extra=extra)
+
+    def _static(self, path):
+        name = "index.html" if path in ("/", "/index.html") else path[len("/static/"):]
+        files = {p.name: p for p in STATIC.iterdir() if p.is_file()}
+        if not (path in ("/", "/index.html") or path.startswith("/static/")) or name not in files:
+            return False
+        target = files[name]
+        self._send(200, target.read_bytes(),
+                   _CONTENT_TYPES.get(target.suffix, "application/octet-stream"))
+        return True
+
+    def _wrong_method(self, path):
+        if path in self.routes:
+            self._error(405, f"{path} takes {self.routes[path]}",
+                        extra=[("Allow", self.routes[path])])
+        else:
+            self._error(404, f"no such path: {path}")
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        if path == "/api/models":
+            self._send(200, {"models": self.server.store.listing()})
+        elif path == "/api/predict":
+            self._wrong_method(path)
+        elif not self._static(path):
+            self._error(404, f"no such path: {path}")
+
+    do_HEAD = do_GET
+
+    def do_POST(self):
+        path = self.path.split("?", 1)[0]
+        if path != "/api/predict":
+            return self._other_method()
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self.close_connection = True
+            return self._error(411, "a Content-Length header is required")
+        if length > MAX_BODY:
+            self.close_connection = True
+            if length <= _DRAIN_LIMIT:     # read and drop it, so the client sees the answer
+                left = length
+                while left > 0 and (chunk := self.rfile.read(min(65536, left))):
+                    left -= len(chunk)
+            return self._error(413, f"the body is {length:,} bytes; the limit is {MAX_BODY:,}")
+        if length < 0:
+            self.close_connection = True
+            return self._error(400, "a negative Content-Length")
+        body = self.rfile.read(length)
+        try:
+            self._send(200, predict_json(self.server.store, body))
+        except ApiError as exc:
+            self._error(exc.status, str(exc))
+
+    def _is_page(self, path):
+        return path in ("/", "/index.html") or path.startswith("/static/")
+
+    def _other_method(self):
+        path = self.path.split("?", 1)[0]
+        if path in self.routes:
+            self._wrong_method(path)
+        elif self._is_page(path):
+            self._error(405, f"{path} takes GET", extra=[("Allow", "GET, HEAD")])
+        else:
+            self._error(404, f"no such path: {path}")
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
+def make_server(store, host="127.0.0.1", port=8000, verbose=False):
+    """A server bound to ``host:port`` (port 0: any free one); not yet serving."""
+    server = _Server((host, port), _Handler)
+    server.store, server.verbose = store, verbose
+    return server
+
+
+def _train_default(name, path):
+    """Train default model ``name`` and save it to ``path`` (runs in a child
+    process, one BLAS thread, with its own progress bar in the terminal)."""
+    from threadpoolctl import threadpool_limits
+
+    from .provenance import provenance
+    kind, key = DEFAULT_MODELS[name][1]
+    with threadpool_limits(1):
+        if kind == "row":
+            from .experiments import run
+            result = run(key, seed=0, progress=True)
+            model, accuracy = result.model, result.test_accuracy
+        else:
+            from .beyond import ELASTIC, LADDER, SPRINT, run_rung
+            rung = {r.name: r for r in LADDER + [SPRINT, ELASTIC]}[key]
+            result = run_rung(rung, seed=0, keep_model=True, progress=True)
+            model, accuracy = result.model, result.test_accuracy
+    save_checkpoint(path, model)
+    record = {"model": name, "description": DEFAULT_MODELS[name][0], "seed": 0,
+              "test_accuracy": accuracy,
+              "provenance": provenance(f"python -m mlp_lib serve (default model {name})")}
+    path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def load_defaults(store, cache, announce=print):
+    """Load the default models from ``cache``, training those missing one after
+    another in a child process. Returns when all are loaded (or failed)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, (description, _) in DEFAULT_MODELS.items():
+        store.expect(name, description)
+    missing = [name for name in DEFAULT_MODELS if not (cache / f"{name}.npz").is_file()]
+    for name in DEFAULT_MODELS:
+        path = cache / f"{name}.npz"
+        if name in missing:
+            announce(f"training default model {name} ({missing.index(name) + 1} of "
+                     f"{len(missing)}; once, then kept in {cache})")
+            started = time.perf_counter()
+            child = multiprocessing.get_context("spawn").Process(
+                target=_train_default, args=(name, path), daemon=True)
+            child.start()
+            child.join()
+            if child.exitcode != 0 or not path.is_file():
+                store.fail(name, f"training exited with status {child.exitcode}")
+                announce(f"default model {name}: training failed (exit {child.exitcode})")
+                continue
+            announce(f"default model {name} ready in {time.perf_counter() - started:.0f} s")
+        try:
+            store.add(name, load_checkpoint(path)[0], description)
+        except (OSError, ValueError) as exc:
+            store.fail(name, str(exc))
+            announce(f"default model {name}: {exc}")
+
+
+def serve(checkpoints=(), host="127.0.0.1", port=8000, cache=None, verbose=False,
+          ready=None):
+    """Serve the page until Ctrl-C. With no ``checkpoints``, the default models
+    come from ``cache`` (trained there on first use, in the background: the
+    page answers as soon as the first is ready)."""
+    store = ModelStore()
+    for path in checkpoints:
+        store.add(Path(path).stem, load_checkpoint(path)[0], f"checkpoint {path}")
+    server = make_server(store, host, port, verbose)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host}: anyone who can reach this machine can use the "
+              f"page and the API (the default, 127.0.0.1, is reachable from here only)",
+              file=sys.stderr)
+    url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{server.server_port}/"
+    print(f"serving {url}  (Ctrl-C stops)", flush=True)
+    if not checkpoints:
+        def announce(message):
+            print(f"[serve] {message}", flush=True)
+        threading.Thread(target=load_defaults, args=(store, Path(cache or cache_dir()), announce),
+                         daemon=True).start()
+    if ready is not None:
+        ready(server)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,196 @@
+"""The `serve` page in a real browser (Debian's chromium, driven by selenium).
+
+A person's strokes are replayed as pointer events on the drawing pad; the test
+reads what the page shows, as a person would, and saves screenshots to
+``test-artifacts/``. Without chromium the tests skip, except where
+``MLP_LIB_REQUIRE_BROWSER=1`` (``.ci/run`` sets it after installing chromium):
+there a missing browser fails.
+"""
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mlp_lib.checkpoint import load_checkpoint
+from mlp_lib.serve import ModelStore, make_server
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+pytestmark = pytest.mark.slow
+
+
+def _require_browser():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing or not shutil.which("true"):
+        if os.environ.get("MLP_LIB_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"MLP_LIB_REQUIRE_BROWSER=1 but {missing} missing: apt-get install "
+                        f"chromium chromium-driver")
+        pytest.skip(f"no browser here ({', '.join(missing)})")
+    return pytest.importorskip("selenium") if os.environ.get(
+        "MLP_LIB_REQUIRE_BROWSER") != "1" else __import__("selenium")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two checkpoints as the CLI writes them: the report's ReLU net after one
+    per-sample epoch (about 96%) and a one-hidden-layer sigmoid net."""
+    from mlp_lib.__main__ import main
+    folder = tmp_path_factory.mktemp("models")
+    assert main(["train", "--epochs", "1", "--quiet", "-o", str(folder / "relu.npz")]) == 0
+    assert main(["train", "--activation", "sigmoid", "--init", "normal", "--layers", "784",
+                 "64", "10", "--batch-size", "32", "--schedule", "0.5", "--epochs", "2",
+                 "--quiet", "-o", str(folder / "sigmoid.npz")]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(trained):
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    store = ModelStore()
+    for name in ("relu", "sigmoid"):
+        store.add(name, load_checkpoint(trained / f"{name}.npz")[0], f"test {name}")
+    server = make_server(store, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = trained / "profile"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 f"--user-data-dir={profile}", "--window-size=1200,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield driver, f"http://127.0.0.1:{server.server_port}/"
+    driver.quit()
+    server.shutdown()
+    server.server_close()
+
+
+def _wait(condition, timeout=20, what="the page"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _draw(driver, strokes):
+    """Replay strokes (lists of (x, y) in the pad's 0..1 coordinates) as pointer events."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+    pad = driver.find_element("id", "pad")
+    size = pad.size
+    actions = ActionBuilder(driver, mouse=PointerInput("mouse", "pen"))
+    pointer = actions.pointer_action
+    for stroke in strokes:
+        for k, (x, y) in enumerate(stroke):
+            pointer.move_to(pad, int((x - 0.5) * size["width"]), int((y - 0.5) * size["height"]))
+            if k == 0:
+                pointer.pointer_down()
+        pointer.pointer_up()
+    actions.perform()
+
+
+def _dense(points, steps=12):
+    """A stroke through ``points`` with ``steps`` moves between each pair."""
+    out = [points[0]]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        out += [(x0 + (x1 - x0) * t / steps, y0 + (y1 - y0) * t / steps)
+                for t in range(1, steps + 1)]
+    return out
+
+
+ONE = [_dense([(0.52, 0.15), (0.50, 0.85)])]
+SEVEN = [_dense([(0.25, 0.18), (0.75, 0.18), (0.45, 0.85)])]
+
+
+def _shown(driver):
+    """What the page shows: label, bar count and probabilities, layer panels."""
+    return driver.execute_script("""
+        return {label: document.getElementById('label').textContent,
+                bars: [...document.querySelectorAll('#bars .bar')].map(b => +b.dataset.probability),
+                layers: [...document.querySelectorAll('#layers .layer')].map(f => ({
+                    units: +f.dataset.units, active: +f.dataset.active,
+                    lit: (() => { const c = f.querySelector('canvas');
+                                  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                                  let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 40;
+                                  return n; })()})),
+                weights: document.querySelectorAll('#weights canvas').length,
+                status: document.getElementById('status').textContent};""")
+
+
+def _console_errors(driver):
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.mark.parametrize("digit, strokes", [(1, ONE), (7, SEVEN)])
+def test_drawing_a_digit_shows_its_label_bars_layers_and_weights(page, digit, strokes):
+    driver, url = page
+    driver.get(url)
+    _wait(lambda: driver.execute_script(
+        "return document.querySelectorAll('#model option:not([disabled])').length") == 2,
+        what="the model list")
+    driver.find_element("id", "clear").click()
+    _draw(driver, strokes)
+    shown = _wait(lambda: (s := _shown(driver))["label"] == str(digit) and s, what=f"a {digit}")
+    assert len(shown["bars"]) == 10 and abs(sum(shown["bars"]) - 1) < 1e-3
+    assert max(range(10), key=lambda d: shown["bars"][d]) == digit
+    assert [layer["units"] for layer in shown["layers"]] == [512, 256, 64]
+    assert all(layer["active"] > 0 and layer["lit"] > 0 for layer in shown["layers"])
+    assert shown["weights"] == 6
+    driver.save_screenshot(str(ARTIFACTS / f"serve-draw-{digit}.png"))
+    driver.execute_script("document.getElementById('layers-title').scrollIntoView()")
+    driver.save_screenshot(str(ARTIFACTS / f"serve-layers-{digit}.png"))
+    assert _console_errors(driver) == []
+
+
+def test_switching_to_the_sigmoid_model_redraws_its_one_layer(page):
+    from selenium.webdriver.support.ui import Select
+    driver, url = page
+    driver.get(url)
+    _wait(lambda: driver.execute_script(
+        "return document.querySelectorAll('#model option:not([disabled])').length") == 2)
+    _draw(driver, ONE)
+    _wait(lambda: _shown(driver)["label"] == "1", what="a 1")
+    Select(driver.find_element("id", "model")).select_by_value("sigmoid")
+    shown = _wait(lambda: (s := _shown(driver))["layers"] and
+                  [x["units"] for x in s["layers"]] == [64] and s, what="the sigmoid layers")
+    assert shown["layers"][0]["lit"] > 0
+    driver.find_element("id", "clear").click()
+    assert _shown(driver)["label"] == "–"
+    assert _console_errors(driver) == []
+
+
+def test_phone_width_has_no_sideways_scroll_and_labels_controls(page):
+    driver, url = page
+    driver.set_window_size(390, 844)
+    try:
+        driver.get(url)
+        _wait(lambda: driver.execute_script(
+            "return document.querySelectorAll('#model option:not([disabled])').length") == 2)
+        _draw(driver, SEVEN)
+        _wait(lambda: _shown(driver)["label"] not in ("–", ""), what="an answer")
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+        labelled = driver.execute_script("""
+            return [...document.querySelectorAll('canvas, select, button, input')].every(e =>
+                e.getAttribute('aria-label') || e.labels && e.labels.length ||
+                e.textContent.trim())""")
+        assert labelled
+        driver.save_screenshot(str(ARTIFACTS / "serve-phone.png"))
+    finally:
+        driver.set_window_size(1200, 1000)
+    assert _console_errors(driver) == []
