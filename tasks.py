@@ -7,6 +7,7 @@
     python3 tasks.py test --oldest   # fast tests in .venv-oldest, every dependency at its floor
     python3 tasks.py bench       # set up .venv (with PyTorch, scikit-learn), run the benchmarks
     python3 tasks.py readme      # regenerate the README's figures from results/
+    python3 tasks.py site        # render the committed notebooks as a site in site/
     python3 tasks.py setup       # only create/refresh .venv
 
 The virtual environment lives in ``.venv`` and is reinstalled only when
@@ -184,6 +185,92 @@ def bench(extra_args=()):
     return run(PYTHON, "benchmarks/run.py", *extra_args)
 
 
+def site(extra_args=()):
+    """Render the committed notebooks (without running them) and an index into ``site/``."""
+    setup()
+    return run(PYTHON, Path(__file__).name, "_site")
+
+
+def build_site(args=()):
+    """Inside .venv (``_site``): notebooks -> HTML, docs -> HTML, an index page.
+
+    Offline by design: no script or style is loaded from a CDN (equations stay
+    as their TeX source), and every figure is embedded in its page.
+    """
+    import html
+    import re
+    import shutil
+
+    import mistune
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    from mlp_lib.experiments import ROWS
+    out = ROOT / "site"
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "notebooks").mkdir(parents=True)
+    exporter = HTMLExporter(template_name="lab", config=Config(
+        {"HTMLExporter": {"mathjax_url": "", "require_js_url": ""}}))
+    entries = []
+    for notebook in notebooks():
+        body, _ = exporter.from_filename(str(notebook))
+        body = re.sub(r'<script src="">\s*</script>', "", body)
+        body = body.replace('href="../docs/experiments.md', 'href="../experiments.html')
+        target = out / "notebooks" / (notebook.stem + ".html")
+        target.write_text(body)
+        title = json_title(notebook)
+        sections = sorted({part for row in ROWS.values() if row.notebook == notebook.name[:2]
+                           for part in row.section.split(", ")})
+        entries.append((notebook.name[:2], title, target.relative_to(out).as_posix(),
+                        "; ".join(sections) or "beyond the report"))
+        print(f"site/{target.relative_to(out)}", flush=True)
+
+    def page(title, content):
+        return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+                f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+                f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
+                f"<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+                f"padding:0 1rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;"
+                f"padding:.2rem .5rem}}code{{background:#f3f3f3}}</style></head>"
+                f"<body>{content}</body></html>")
+
+    markdown = mistune.create_markdown(plugins=["table"])
+    spec = (ROOT / "docs" / "experiments.md").read_text()
+    (out / "experiments.html").write_text(page("The experiments, specified", markdown(spec)))
+    readme = (ROOT / "README.md").read_text()
+    results = readme[readme.index("## Results"):]
+    results = results[:results.index("\n## ", 3)]
+    results = re.sub(r"<!-- \w+:(start|end) -->\n", "", results)     # generated-section marks
+    rows = "".join(f"<tr><td>{number}</td><td><a href='{html.escape(link)}'>"
+                   f"{html.escape(title)}</a></td><td>{html.escape(sections)}</td></tr>"
+                   for number, title, link, sections in entries)
+    index = (f"<h1>mlp_lib: the notebooks</h1><p>The coursework report's experiments, "
+             f"reproduced row by row with a from-scratch NumPy MLP. Each notebook is shown as "
+             f"committed (executed by <code>python3 tasks.py reproduce</code>), beside the "
+             f"sections of the report it follows. The experiments are specified in "
+             f"<a href='experiments.html'>The experiments, specified</a>.</p>"
+             f"<table><thead><tr><th>#</th><th>notebook</th><th>report sections</th></tr>"
+             f"</thead><tbody>{rows}</tbody></table>"
+             f"<h2>Draw a digit</h2><p>The interactive page needs the library's server: "
+             f"<code>python3 tasks.py setup &amp;&amp; .venv/bin/python -m mlp_lib serve</code>, "
+             f"then open <code>http://localhost:8000/</code>.</p>"
+             + markdown(results))
+    (out / "index.html").write_text(page("mlp_lib: the notebooks", index))
+    print(f"site/index.html: open it in a browser ({out / 'index.html'})")
+    return 0
+
+
+def json_title(notebook):
+    """The notebook's first heading (its title)."""
+    import json
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("# ").strip()
+    return notebook.stem
+
+
 def readme(extra_args=()):
     setup()
     return run(PYTHON, "-m", "mlp_lib", "table", "--update-readme")
@@ -191,7 +278,8 @@ def readme(extra_args=()):
 
 def main(argv):
     commands = {"setup": lambda rest: setup() or 0, "reproduce": reproduce,
-                "test": test, "bench": bench, "readme": readme, "_execute": execute}
+                "test": test, "bench": bench, "readme": readme, "site": site,
+                "_execute": execute, "_site": build_site}
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2

@@ -20,6 +20,10 @@ generated from that file: ``python3 tasks.py readme``).
    mlp_lib against PyTorch CPU and scikit-learn's MLPClassifier when installed
    (``pip install -e .[bench]``), and GFLOP/s against a measured matmul peak.
 3. Reproduction throughput: wall time of all the report's rows x 5 seeds.
+4. ``serve`` latency: 1,000 ``POST /api/predict`` requests, one after another,
+   from a client on the same machine to a server holding the report's net
+   (784-512-256-64-10 ReLU): the page's own request (a 280x280 PNG drawing,
+   prepared by the server) and already-prepared pixels; p50 and p95.
 
 Every part goes round robin (each round times every contender once) and
 quotes medians of per-round ratios, so a slow phase of a shared, noisy machine
@@ -336,6 +340,53 @@ def reproduction(processes):
     return {"runs": len(results), "wall_s": wall, "run_time_s": busy, "processes": processes}
 
 
+def serve_latency(requests=1000):
+    """Part 4: p50/p95 of predict requests against a real local server."""
+    import base64
+    import http.client
+    import io
+    import threading
+
+    from PIL import Image, ImageDraw
+
+    from mlp_lib import MLP
+    from mlp_lib.serve import ModelStore, make_server
+    store = ModelStore()
+    store.add("relu-he-const", MLP(FOUR, "relu", "he", seed=0))
+    server = make_server(store, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    drawing = Image.new("L", (280, 280))
+    ImageDraw.Draw(drawing).line([(70, 50), (210, 50), (120, 240)], fill=255, width=20)
+    buffer = io.BytesIO()
+    drawing.save(buffer, format="PNG")
+    bodies = {"image (280x280 PNG)": {"image": "data:image/png;base64,"
+                                      + base64.b64encode(buffer.getvalue()).decode()},
+              "pixels (784 prepared)": {"pixels": (np.asarray(drawing.resize((28, 28)))
+                                                   / 255).ravel().tolist()}}
+    out = {}
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+    for name, body in bodies.items():
+        payload = json.dumps(body)
+        times = []
+        for _ in range(requests):
+            start = time.perf_counter()
+            connection.request("POST", "/api/predict", body=payload,
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            times.append(time.perf_counter() - start)
+            assert response.status == 200
+        ms = np.array(times) * 1e3
+        out[name] = {"requests": requests, "p50_ms": float(np.percentile(ms, 50)),
+                     "p95_ms": float(np.percentile(ms, 95)), "mean_ms": float(ms.mean())}
+        print(f"serve, {name}: p50 {out[name]['p50_ms']:.1f} ms, p95 "
+              f"{out[name]['p95_ms']:.1f} ms over {requests} requests")
+    connection.close()
+    server.shutdown()
+    server.server_close()
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -350,6 +401,7 @@ def main(argv=None):
                         help="also time all rows × 5 seeds (about 10 minutes)")
     parser.add_argument("--skip-per-sample", action="store_true")
     parser.add_argument("--skip-minibatch", action="store_true")
+    parser.add_argument("--skip-serve", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS,
                         help=f"results file (default {RESULTS.relative_to(RESULTS.parents[1])})")
     args = parser.parse_args(argv)
@@ -366,6 +418,8 @@ def main(argv=None):
         record["minibatch"] = minibatch(images, labels, args.repeats, args.threads)
     if args.reproduction:
         record["reproduction"] = reproduction(None)
+    if not args.skip_serve:
+        record["serve"] = serve_latency()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(record, indent=1) + "\n")
     print(f"\nwritten to {args.output}; python3 tasks.py readme puts it into README.md")

@@ -128,6 +128,9 @@ def render_performance():
         lines += [f"**All rows × 5 seeds** ({rep['runs']} runs, {rep['processes']} processes): "
                   f"{rep['wall_s'] / 60:.1f} min wall, {rep['run_time_s'] / 60:.1f} min of run "
                   f"time.", ""]
+    for name, r in document.get("serve", {}).items():
+        lines += [f"**`serve` latency**, {name}, report's net: p50 {r['p50_ms']:.1f} ms, p95 "
+                  f"{r['p95_ms']:.1f} ms over {r['requests']:,} requests in a row.", ""]
     lines.append(f"Generated from `results/bench.json`, made by {_made(document['provenance'])}.")
     return "\n".join(lines)
 

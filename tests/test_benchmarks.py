@@ -82,3 +82,11 @@ def test_products_epoch_counts_every_batch_and_leaves_the_weights(monkeypatch):
     assert len(products) == batches * (3 + 2) and len(updates) == batches * 3
     assert ((44, 6), True) in updates                      # the short last batch
     assert all(unchanged for _, unchanged in updates)
+
+
+def test_serve_latency_part_answers_every_request(capsys):
+    result = bench.serve_latency(requests=20)
+    assert set(result) == {"image (280x280 PNG)", "pixels (784 prepared)"}
+    for figures in result.values():
+        assert figures["requests"] == 20 and 0 < figures["p50_ms"] <= figures["p95_ms"]
+    assert "p95" in capsys.readouterr().out

@@ -194,3 +194,41 @@ def test_phone_width_has_no_sideways_scroll_and_labels_controls(page):
     finally:
         driver.set_window_size(1200, 1000)
     assert _console_errors(driver) == []
+
+
+@pytest.fixture(scope="module")
+def site_pages():
+    import subprocess
+    import sys
+    built = subprocess.run([sys.executable, str(ROOT / "tasks.py"), "_site"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    pages = sorted((ROOT / "site").rglob("*.html"))
+    assert len(pages) == len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))) + 2
+    return pages
+
+
+def test_every_site_page_has_working_images_and_links(page, site_pages):
+    from urllib.parse import unquote, urlparse
+    driver, _ = page
+    checked_images = checked_links = 0
+    for html_file in site_pages:
+        driver.get(html_file.as_uri())
+        images = driver.execute_script(
+            "return [...document.images].map(i => [i.src.slice(0, 40), i.complete && i.naturalWidth > 0])")
+        broken = [src for src, ok in images if not ok]
+        assert not broken, (html_file.name, broken)
+        links = driver.execute_script(
+            "return [...document.querySelectorAll('a[href]')].map(a => a.href)")
+        for link in links:
+            url = urlparse(link)
+            if url.scheme == "file":
+                target = Path(unquote(url.path))
+                assert target.exists(), (html_file.name, link)
+                checked_links += 1
+        checked_images += len(images)
+        errors = _console_errors(driver)
+        assert errors == [], (html_file.name, errors)
+    assert checked_images >= 10 and checked_links >= 5
+    driver.get((ROOT / "site" / "index.html").as_uri())
+    driver.save_screenshot(str(ARTIFACTS / "site-index.png"))
