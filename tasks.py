@@ -36,7 +36,7 @@ def run(*cmd, env=None):
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
 
 
-def setup(extras="notebooks,test"):
+def setup(extras="notebooks,test,cluster"):
     """Create ``.venv`` and install the project with ``extras`` if needed."""
     if sys.version_info < (3, 10):
         sys.exit(f"mlp_lib needs Python >= 3.10, this is {sys.version.split()[0]}")
@@ -181,7 +181,7 @@ def test_oldest(extra_args=()):
 
 
 def bench(extra_args=()):
-    setup("notebooks,test,bench")
+    setup("notebooks,test,cluster,bench")
     return run(PYTHON, "benchmarks/run.py", *extra_args)
 
 

@@ -21,30 +21,63 @@ def _fmt(x):
 
 
 def _reproduce(args):
-    from .experiments import ROWS, run, run_many
+    from .experiments import ROWS
     rows = list(ROWS) if args.rows == ["all"] else args.rows
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise SystemExit(f"error: unknown row {', '.join(unknown)}; valid: "
                          f"{', '.join(ROWS)} (or 'all')")
-    seeds = args.seed
-    if len(rows) * len(seeds) == 1:
-        results = [run(rows[0], seeds[0], progress=None if not args.quiet else False,
-                       keep_model=False)]
-    else:
-        results = run_many(rows, seeds, processes=args.processes,
-                           progress=None if not args.quiet else False)
-    for result in results:
+    args.rows, args.rungs, args.seeds, args.datasets = rows, [], args.seed, [args.dataset]
+    args.epochs = args.n_train = args.config = None
+    args.restart = args.results is None
+    return _sweep(args, beside_report=True)
+
+
+def _sweep(args, beside_report=False):
+    """``sweep`` (and ``reproduce``, a sweep of rows printed beside the report)."""
+    import tempfile
+
+    from .experiments import ROWS
+    from .sweep import grid, load_config, run_sweep
+    config = load_config(args.config) if args.config else {}
+    settings = {key: config.get(key, getattr(args, key)) for key in
+                ("rows", "rungs", "seeds", "datasets", "epochs", "n_train")}
+    if settings["rows"] == ["all"]:
+        settings["rows"] = list(ROWS)
+    jobs = grid(**settings)
+    if not jobs:
+        raise ValueError("the sweep is empty: give --rows or --rungs (or a --config file)")
+    command = "python -m mlp_lib " + " ".join(sys.argv[1:]) if sys.argv[1:] else None
+    with tempfile.TemporaryDirectory() as scratch:
+        results = args.results or os.path.join(scratch, "runs.jsonl")
+        if args.results:
+            _check_output(results)
+        report = run_sweep(jobs, results, scheduler=args.scheduler, processes=args.processes,
+                           retries=args.retries, progress=False if args.quiet else None,
+                           restart=args.restart, command=command)
+    for record in report.records:
         if args.json:
-            print(json.dumps(result.as_dict()), flush=True)
+            print(json.dumps({k: v for k, v in record.items() if k != "loss_curve"}), flush=True)
             continue
-        row = ROWS[result.row]
-        note = f"  (diverged at step {result.diverged_at})" if result.diverged_at is not None else ""
-        print(f"{result.row:15s} seed {result.seed:<3d} test loss {result.test_loss:.4f} "
-              f"(report {_fmt(row.report_loss)})  accuracy {result.test_accuracy:.4f} "
-              f"(report {_fmt(row.report_accuracy)})  {result.seconds:.1f} s{note}",
-              flush=True)
-    return 0
+        note = (f"  (diverged at step {record['diverged_at']})"
+                if record.get("diverged_at") is not None else "")
+        beside = ""
+        if beside_report and record["dataset"] == "mnist":
+            row = ROWS[record["name"]]
+            beside = (f" (report {_fmt(row.report_loss)})", f" (report {_fmt(row.report_accuracy)})")
+        else:
+            beside = ("", "")
+        label = record["name"] if beside_report else f"{record['dataset']} {record['name']}"
+        print(f"{label:15s} seed {record['seed']:<3d} test loss {record['test_loss']:.4f}"
+              f"{beside[0]}  accuracy {record['test_accuracy']:.4f}{beside[1]}  "
+              f"{record['seconds']:.1f} s{note}", flush=True)
+    if not args.json and not beside_report:
+        print(f"{len(report.records)} runs in {args.results} ({report.skipped} already there, "
+              f"{len(report.records) - report.skipped} run now in {report.seconds:.0f} s)")
+    for job, error in report.lost:
+        print(f"error: run {job.key} lost after {args.retries} retries: {error}",
+              file=sys.stderr)
+    return 1 if report.lost else 0
 
 
 def _rows(args):
@@ -85,6 +118,25 @@ def _table(args):
           f"({', '.join(changed) or 'nothing'} changed)")
     return 0
 
+
+
+DATASET_NAMES = ("mnist", "fashion-mnist")
+
+
+def _dataset_option(parser):
+    parser.add_argument("--dataset", choices=DATASET_NAMES, default="mnist",
+                        help="the data to train or test on (default mnist)")
+
+
+def _executor_options(parser):
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run on Dask: tcp://HOST:PORT of a running scheduler, or local:N "
+                             "for a LocalCluster of N worker processes (pip install -e "
+                             ".[cluster]); default: local processes")
+    parser.add_argument("--processes", type=_positive_int, default=None,
+                        help="local processes (default: one per core)")
+    parser.add_argument("--retries", type=_non_negative_int, default=2,
+                        help="times a run whose worker died is run again (2)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -194,7 +246,7 @@ def _train(args):
 
     from .augment import distort
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .data import load_mnist
+    from .data import load_dataset
     from .lifecycle import sigint_flag
     from .model import MLP
     from .optim import make_optimizer
@@ -225,7 +277,7 @@ def _train(args):
                          f"--batch-size > 1")
     output = args.output or args.resume
     _check_output(output)
-    images, labels = load_mnist("train", dtype=model.dtype)
+    images, labels = load_dataset(args.dataset, "train", dtype=model.dtype)
     validation = None
     if args.validation:
         if not 0 < args.validation < len(images):
@@ -260,7 +312,7 @@ def _train(args):
                     **{name: getattr(args, name) for name in MINIBATCH_OPTIONS},
                     "seed": args.seed}, **common)
     saved, diverted = _save_model(output, model, save_checkpoint)
-    loss, accuracy = evaluate(model, *load_mnist("test", dtype=model.dtype))
+    loss, accuracy = evaluate(model, *load_dataset(args.dataset, "test", dtype=model.dtype))
     print(f"trained {history.steps} steps in {history.seconds:.1f} s; test loss {loss:.4f}, "
           f"accuracy {accuracy:.4f}; model saved to {saved}")
     if diverted is not None:
@@ -272,14 +324,16 @@ def _train(args):
 
 def _evaluate(args):
     from .checkpoint import load_checkpoint
-    from .data import load_mnist
+    from .data import load_dataset
     from .train import evaluate
     model, _ = load_checkpoint(args.checkpoint)
-    loss, accuracy = evaluate(model, *load_mnist(args.split, dtype=model.dtype))
+    loss, accuracy = evaluate(model, *load_dataset(args.dataset, args.split, dtype=model.dtype))
     if args.json:
-        print(json.dumps({"split": args.split, "loss": loss, "accuracy": accuracy}))
+        print(json.dumps({"dataset": args.dataset, "split": args.split, "loss": loss,
+                          "accuracy": accuracy}))
     else:
-        print(f"{args.checkpoint} on the {args.split} set: loss {loss:.4f}, "
+        where = "" if args.dataset == "mnist" else f" of {args.dataset}"
+        print(f"{args.checkpoint} on the {args.split} set{where}: loss {loss:.4f}, "
               f"accuracy {accuracy:.4f}")
     return 0
 
@@ -334,10 +388,40 @@ def main(argv=None):
     rep.add_argument("--json", action="store_true",
                      help="one JSON object per line: row, seed, test_loss, test_accuracy, "
                           "seconds, diverged_at")
-    rep.add_argument("--processes", type=_positive_int, default=None,
-                     help="parallel processes for several runs (default: one per core)")
+    _dataset_option(rep)
+    rep.add_argument("--results", metavar="FILE.jsonl", default=None,
+                     help="keep each finished run in this file (JSON lines) and skip those "
+                          "already there (default: nothing kept)")
+    _executor_options(rep)
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=_reproduce)
+    sw = commands.add_parser(
+        "sweep", help="run rows or rungs × seeds × datasets, resumable, locally or on Dask",
+        description="Run a grid of report rows (per-sample SGD) and notebook-05 rungs × seeds "
+                    "× datasets. Each finished run is appended to --results as one JSON line "
+                    "with its provenance, so a stopped sweep resumes by skipping what is "
+                    "done. Local processes by default; --scheduler sends the runs to Dask.")
+    sw.add_argument("--rows", nargs="+", default=[], metavar="ROW",
+                    help="report rows (see 'rows'), or 'all'")
+    sw.add_argument("--rungs", nargs="+", default=[], metavar="RUNG",
+                    help="notebook 05's rungs by name, e.g. '60-second sprint'")
+    sw.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0], metavar="S")
+    sw.add_argument("--datasets", nargs="+", default=["mnist"], choices=DATASET_NAMES)
+    sw.add_argument("--epochs", type=_positive_int, default=None,
+                    help="override each run's epochs (quick checks)")
+    sw.add_argument("--n-train", type=_positive_int, default=None,
+                    help="train rows on the first N images only (quick checks)")
+    sw.add_argument("--config", metavar="FILE.toml", default=None,
+                    help="the grid from a TOML file (keys: rows, rungs, seeds, datasets, "
+                         "epochs, n_train); it overrides the flags")
+    sw.add_argument("--results", metavar="FILE.jsonl", required=True,
+                    help="results file: one JSON line per finished run")
+    sw.add_argument("--restart", action="store_true",
+                    help="start the results file afresh instead of skipping what it holds")
+    _executor_options(sw)
+    sw.add_argument("--json", action="store_true", help="print one JSON object per run")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_sweep)
     rows = commands.add_parser("rows", help="list the report's rows and their settings")
     rows.set_defaults(func=_rows)
     train = commands.add_parser(
@@ -384,12 +468,14 @@ def main(argv=None):
                        help="hold out the last N training images; keep the best epoch")
     batch.add_argument("--patience", type=_positive_int, default=None,
                        help="stop after this many epochs without a better validation loss")
+    _dataset_option(train)
     train.set_defaults(func=_train)
     ev = commands.add_parser("evaluate", help="test loss and accuracy of a saved model",
                              description="Evaluate a checkpoint on an MNIST split.")
     ev.add_argument("checkpoint")
     ev.add_argument("--split", default="test", choices=["test", "train"])
     ev.add_argument("--json", action="store_true", help="one JSON object")
+    _dataset_option(ev)
     ev.set_defaults(func=_evaluate)
     pred = commands.add_parser(
         "predict", help="classify images of handwritten digits",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .augment import distort
-from .data import load_mnist
+from .data import load_dataset
 from .minibatch import train_minibatch
 from .model import MLP, evaluate
 from .optim import SGD, Adam
@@ -67,12 +67,13 @@ class RungResult:
     seconds: float
     best_epoch: int | None
     model: MLP | None = field(default=None, repr=False)
+    dataset: str = "mnist"
 
 
-def split(dtype=np.float32):
+def split(dtype=np.float32, dataset="mnist"):
     """(train images, train labels, validation images, validation labels):
     the first 50,000 training images and the last 10,000."""
-    images, labels = load_mnist("train", dtype=dtype)
+    images, labels = load_dataset(dataset, "train", dtype=dtype)
     return images[:N_TRAIN], labels[:N_TRAIN], images[N_TRAIN:], labels[N_TRAIN:]
 
 
@@ -99,30 +100,32 @@ def rung_options(rung, n_train, seed):
                 max_norm=rung.max_norm, augment=augment)
 
 
-def _setup(rung, seed, dtype):
+def _setup(rung, seed, dtype, dataset="mnist"):
     """The rung's model, training data and ``train_minibatch`` keyword arguments."""
-    x, y, xv, yv = split(dtype)
+    x, y, xv, yv = split(dtype, dataset)
     model = MLP(rung.layer_sizes, "relu", "he", seed=seed, dtype=dtype)
     options = rung_options(rung, len(x), seed)
     options["validation"] = (xv, yv)
     return model, x, y, options
 
 
-def run_rung(rung: Rung, seed=0, keep_model=False, epochs=None, progress=None):
-    """Train ``rung`` from scratch (float32, ReLU, He init) and test it once.
+def run_rung(rung: Rung, seed=0, keep_model=False, epochs=None, progress=None,
+             dataset="mnist"):
+    """Train ``rung`` from scratch (float32, ReLU, He init) on ``dataset`` and
+    test it once.
 
     ``seconds`` is the training wall time (validation included, test excluded).
     ``epochs`` overrides the rung's (quick mode only).
     """
     rung = replace(rung, epochs=epochs) if epochs else rung
-    model, x, y, options = _setup(rung, seed, np.float32)
+    model, x, y, options = _setup(rung, seed, np.float32, dataset)
     start = time.perf_counter()
     history = train_minibatch(model, x, y, progress=progress, **options)
     seconds = time.perf_counter() - start
-    test_loss, test_accuracy = evaluate(model, *load_mnist("test", dtype=np.float32))
+    test_loss, test_accuracy = evaluate(model, *load_dataset(dataset, "test", dtype=np.float32))
     return RungResult(rung.name, seed, test_accuracy, test_loss, history.epoch_loss,
                       history.val_loss, history.val_accuracy, seconds, history.best_epoch,
-                      model if keep_model else None)
+                      model if keep_model else None, dataset)
 
 
 def fingerprint(rungs, steps=100):
@@ -187,3 +190,12 @@ ELASTIC = Rung("+ elastic distortions", "the affine rung plus elastic distortion
                layer_sizes=(784, 1024, 1024, 10), optimizer="nesterov", lr=0.1, cosine=True,
                dropout=0.3, max_norm=3.5, shift=2, rotation=10, scale=0.1, elastic=34,
                epochs=180)
+
+
+def rung_by_name(name):
+    """The ladder's rung, the sprint or the elastic rung called ``name``."""
+    rungs = {rung.name: rung for rung in LADDER + [SPRINT, ELASTIC]}
+    try:
+        return rungs[name]
+    except KeyError:
+        raise ValueError(f"unknown rung {name!r}; known: {', '.join(rungs)}") from None

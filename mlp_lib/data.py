@@ -1,4 +1,5 @@
-"""MNIST from the original IDX files: reader, checksums and ``load_mnist``.
+"""MNIST and Fashion-MNIST from the original IDX files: reader, checksums,
+``load_dataset`` and ``load_mnist``.
 
 The IDX format (LeCun et al.) is a 4-byte magic number ``00 00 TT DD``
 (``TT`` = element type, ``0x08`` for unsigned bytes; ``DD`` = number of
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "read_idx", "load_mnist", "MNIST_FILES", "default_root", "read_image",
-           "image_to_mnist"]
+__all__ = ["DataError", "read_idx", "load_mnist", "load_dataset", "DATASETS", "MNIST_FILES",
+           "FASHION_MNIST_FILES", "default_root", "read_image", "image_to_mnist"]
 
 # sha256 of the decompressed IDX bytes (docs/experiments.md, "Data").
 MNIST_FILES = {
@@ -39,9 +40,31 @@ MNIST_FILES = {
     },
 }
 
+# Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017): the same format and sizes; sha256 of the
+# decompressed bytes, as its SHA256SUMS lists them.
+FASHION_MNIST_FILES = {
+    "train": {
+        "images": ("train-images-idx3-ubyte",
+                   "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        "labels": ("train-labels-idx1-ubyte",
+                   "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        "count": 60000,
+    },
+    "test": {
+        "images": ("t10k-images-idx3-ubyte",
+                   "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        "labels": ("t10k-labels-idx1-ubyte",
+                   "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+        "count": 10000,
+    },
+}
+
+#: The datasets ``load_dataset`` knows: name -> the checksums of its files.
+DATASETS = {"mnist": MNIST_FILES, "fashion-mnist": FASHION_MNIST_FILES}
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
-_FIX = ("Restore it from the repository (git checkout -- data/mnist) or copy the "
+_FIX = ("Restore it from the repository (git checkout -- data/) or copy the "
         "original file there.")
 
 
@@ -50,13 +73,27 @@ class DataError(ValueError):
     file, the problem and the fix."""
 
 
-def default_root() -> Path:
-    """Where ``load_mnist`` looks: ``$MLP_LIB_DATA`` if set, else ``data/mnist``
-    of the repository this package lives in."""
+def default_root(dataset="mnist") -> Path:
+    """Where ``load_dataset(dataset, ...)`` looks.
+
+    With ``$MLP_LIB_DATA``: its subfolder named after the dataset if there is
+    one, else (MNIST) the folder itself, else (other datasets) a sibling
+    folder of that name; without it, ``data/<dataset>`` of the repository this
+    package lives in.
+    """
+    _check_dataset(dataset)
     env = os.environ.get("MLP_LIB_DATA")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "data" / "mnist"
+        env = Path(env)
+        if (env / dataset).is_dir():
+            return env / dataset
+        return env if dataset == "mnist" else env.parent / dataset
+    return Path(__file__).resolve().parent.parent / "data" / dataset
+
+
+def _check_dataset(name):
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -139,44 +176,55 @@ def _find(root: Path, name: str) -> Path:
             return candidate
     raise FileNotFoundError(
         f"{root / (name + '.gz')}: file not found (nor the raw {name}). Point mlp_lib at a "
-        f"folder holding the four MNIST IDX files: MLP_LIB_DATA=DIR, load_mnist(split, "
-        f"root=DIR) or the CLI's --data DIR; in a source checkout, git checkout -- data/mnist "
-        f"restores them.")
+        f"folder holding the four IDX files (or a folder with mnist/ and fashion-mnist/ in "
+        f"it): MLP_LIB_DATA=DIR, load_dataset(name, split, root=DIR) or the CLI's --data DIR; "
+        f"in a source checkout, git checkout -- data/ restores them.")
 
 
 _cache: dict = {}
 
 
-def load_raw_mnist(split: str, root=None):
-    """The verified uint8 arrays ``(images (N, 28, 28), labels (N,))``, cached per
-    process (read-only: callers must copy before changing them)."""
-    if split not in MNIST_FILES:
+def load_raw(dataset: str, split: str, root=None):
+    """The verified uint8 arrays ``(images (N, 28, 28), labels (N,))`` of a
+    dataset's split, cached per process (read-only: callers must copy before
+    changing them)."""
+    _check_dataset(dataset)
+    files = DATASETS[dataset]
+    if split not in files:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    root = Path(root) if root is not None else default_root()
-    spec = MNIST_FILES[split]
+    root = Path(root) if root is not None else default_root(dataset)
+    spec = files[split]
     paths = [_find(root, spec[kind][0]) for kind in ("images", "labels")]
     key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
-    cached = _cache.get(split)
+    cached = _cache.get((dataset, split))
     if cached is None or cached[0] != key:
         n = spec["count"]
         images = read_idx(paths[0], (n, 28, 28), spec["images"][1])
         labels = read_idx(paths[1], (n,), spec["labels"][1])
         if labels.max() > 9:
             raise DataError(f"{paths[1]}: label {labels.max()} outside 0..9. " + _FIX)
-        _cache[split] = (key, (images, labels))
-    return _cache[split][1]
+        _cache[(dataset, split)] = (key, (images, labels))
+    return _cache[(dataset, split)][1]
 
 
-def load_mnist(split: str, root=None, dtype=np.float64):
-    """Load an MNIST split, verified against the checksums in docs/experiments.md.
+def load_raw_mnist(split: str, root=None):
+    """``load_raw("mnist", split, root)``."""
+    return load_raw("mnist", split, root)
+
+
+def load_dataset(name: str, split: str, root=None, dtype=np.float64):
+    """Load a split of ``"mnist"`` or ``"fashion-mnist"``, verified against the
+    sha256 of its decompressed files.
 
     Parameters
     ----------
+    name : {"mnist", "fashion-mnist"}
     split : {"train", "test"}
         60,000 training or 10,000 test images.
     root : str or Path, optional
-        Folder holding the four IDX files (``.gz`` or raw). Default: the
-        repository's ``data/mnist`` (or ``$MLP_LIB_DATA``).
+        Folder holding the four IDX files (``.gz`` or raw). Default:
+        ``default_root(name)`` (the repository's ``data/<name>``, or as
+        ``$MLP_LIB_DATA`` says).
     dtype : numpy dtype, default float64
         Float type of the images.
 
@@ -187,10 +235,16 @@ def load_mnist(split: str, root=None, dtype=np.float64):
 
     The images are in file order, which is the training order of the report.
     """
-    images, labels = load_raw_mnist(split, root)
+    images, labels = load_raw(name, split, root)
     flat = images.reshape(len(images), 784).astype(dtype)
     flat /= 255
     return flat, labels.astype(np.int64)
+
+
+def load_mnist(split: str, root=None, dtype=np.float64):
+    """``load_dataset("mnist", split, root, dtype)``: MNIST, verified against the
+    checksums in docs/experiments.md."""
+    return load_dataset("mnist", split, root, dtype)
 
 
 #: Largest image ``read_image`` decodes (pixels), checked from the file's header.

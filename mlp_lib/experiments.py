@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .data import default_root, load_mnist
+from .data import default_root, load_dataset
 from .lifecycle import progress_bar
 from .model import MLP, evaluate
 from .per_sample import train_per_sample
@@ -110,6 +110,7 @@ class RunResult:
     seconds: float
     diverged_at: int | None = None
     model: MLP | None = field(default=None, repr=False)
+    dataset: str = "mnist"
 
     def as_dict(self):
         """JSON-ready summary (no curve, no model)."""
@@ -126,16 +127,16 @@ def get_row(row_id):
 
 
 @functools.lru_cache(maxsize=4)
-def _mnist(split, root):
-    """``load_mnist(split, root)`` once per process and read-only: a process
-    running many rows converts the images to float only once (~0.3 s each)."""
-    images, labels = load_mnist(split, root)
+def _data(dataset, split, root):
+    """``load_dataset(dataset, split, root)`` once per process and read-only: a
+    process running many rows converts the images to float only once (~0.3 s each)."""
+    images, labels = load_dataset(dataset, split, root)
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
 
 
 def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=True,
-        schedule=None, start_model=None):
+        schedule=None, start_model=None, dataset="mnist"):
     """Train one row of the report from scratch and test it.
 
     Parameters
@@ -156,6 +157,8 @@ def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=Tru
     start_model : MLP, optional
         Continue training a copy of this model instead of a fresh one (e.g. a
         notebook cell run twice); ``seed`` is then only a label.
+    dataset : {"mnist", "fashion-mnist"}
+        Train and test on this dataset (same sizes, same order rules).
 
     Returns
     -------
@@ -165,7 +168,7 @@ def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=Tru
     """
     row = get_row(row_id)
     start = time.perf_counter()
-    images, labels = _mnist("train", default_root())
+    images, labels = _data(dataset, "train", default_root(dataset))
     if n_train is not None:
         images, labels = images[:n_train], labels[:n_train]
     if start_model is not None:
@@ -176,10 +179,10 @@ def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=Tru
                                schedule=schedule or row.schedule, progress=progress,
                                on_divergence="stop")
     with np.errstate(all="ignore"):  # a diverged model may hold inf/NaN weights
-        test_loss, test_accuracy = evaluate(model, *_mnist("test", default_root()))
+        test_loss, test_accuracy = evaluate(model, *_data(dataset, "test", default_root(dataset)))
     return RunResult(row_id, seed, test_loss, test_accuracy, history.loss_curve,
                      time.perf_counter() - start, history.diverged_at,
-                     model if keep_model else None)
+                     model if keep_model else None, dataset)
 
 
 def _run_job(job):

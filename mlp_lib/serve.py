@@ -335,9 +335,8 @@ def _train_default(name, path):
             result = run(key, seed=0, progress=True)
             model, accuracy = result.model, result.test_accuracy
         else:
-            from .beyond import ELASTIC, LADDER, SPRINT, run_rung
-            rung = {r.name: r for r in LADDER + [SPRINT, ELASTIC]}[key]
-            result = run_rung(rung, seed=0, keep_model=True, progress=True)
+            from .beyond import rung_by_name, run_rung
+            result = run_rung(rung_by_name(key), seed=0, keep_model=True, progress=True)
             model, accuracy = result.model, result.test_accuracy
     save_checkpoint(path, model)
     record = {"model": name, "description": DEFAULT_MODELS[name][0], "seed": 0,

@@ -125,3 +125,30 @@ def test_load_mnist_rejects_a_corrupted_copy(tmp_path):
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: checksum mismatch"):
         load_mnist("test", root=tmp_path)
     assert load_mnist("train", root=tmp_path)[0].shape == (60000, 784)
+
+
+def test_fashion_mnist_loads_verified_with_ten_balanced_classes():
+    from mlp_lib.data import load_dataset
+    for split, n in (("train", 60000), ("test", 10000)):
+        images, labels = load_dataset("fashion-mnist", split, dtype=np.float32)
+        assert images.shape == (n, 784) and images.dtype == np.float32
+        assert 0 <= images.min() and images.max() <= 1
+        assert np.array_equal(np.bincount(labels), np.full(10, n // 10))
+    mnist = load_dataset("mnist", "test")[0]
+    assert not np.array_equal(mnist, load_dataset("fashion-mnist", "test")[0].astype(np.float64))
+
+
+def test_unknown_dataset_is_refused_by_name():
+    from mlp_lib.data import load_dataset
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist, fashion-mnist"):
+        load_dataset("cifar", "train")
+
+
+def test_mlp_lib_data_may_hold_both_datasets(tmp_path, monkeypatch):
+    from mlp_lib.data import default_root
+    (tmp_path / "fashion-mnist").mkdir()
+    monkeypatch.setenv("MLP_LIB_DATA", str(tmp_path))
+    assert default_root("fashion-mnist") == tmp_path / "fashion-mnist"
+    assert default_root("mnist") == tmp_path                  # as before: the MNIST folder
+    monkeypatch.setenv("MLP_LIB_DATA", str(tmp_path / "mnist"))
+    assert default_root("fashion-mnist") == tmp_path / "fashion-mnist"
