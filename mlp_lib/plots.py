@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = ["digit_grid", "network_diagram", "loss_curves", "confusion", "accuracy_bars",
-           "gradient_norms"]
+           "dataset_bars", "gradient_norms"]
 
 
 def _axes(ax, figsize):
@@ -124,6 +124,31 @@ def accuracy_bars(summary, title="Test accuracy per row", ax=None):
     ax.set_ylabel("test accuracy")
     ax.set_title(title)
     ax.legend(loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def dataset_bars(summaries, title="Test accuracy per row and dataset", ax=None):
+    """Grouped bars: each row's mean accuracy on each dataset (``summaries``:
+    dataset name -> ``experiments.summarize`` output), min–max over seeds as
+    error bars. Rows that diverged everywhere sit at their (chance) accuracy."""
+    fig, ax = _axes(ax, (11, 4.5))
+    rows = [s["row"] for s in next(iter(summaries.values()))]
+    width = 0.8 / len(summaries)
+    colours = ["#9fc5e8", "#f6b26b", "#b6d7a8", "#d5a6bd"]
+    for k, (name, summary) in enumerate(summaries.items()):
+        by_row = {s["row"]: s for s in summary}
+        x = np.arange(len(rows)) + (k - (len(summaries) - 1) / 2) * width
+        means = np.array([by_row[r]["acc_mean"] for r in rows])
+        low = means - np.array([by_row[r]["acc_min"] for r in rows])
+        high = np.array([by_row[r]["acc_max"] for r in rows]) - means
+        ax.bar(x, means, width, color=colours[k % len(colours)], label=name)
+        ax.errorbar(x, means, yerr=[low, high], fmt="none", ecolor="k", capsize=3)
+    ax.set_xticks(np.arange(len(rows)), rows, rotation=20)
+    ax.set_ylabel("test accuracy (mean; bars: min–max over seeds)")
+    ax.set_ylim(0, 1.0)
+    ax.set_title(title)
+    ax.legend(loc="lower left")
     ax.grid(axis="y", alpha=0.3)
     return fig
 
