@@ -216,7 +216,7 @@ def run_jobs(jobs, processes=None, progress=None):
     for job in jobs:
         get_row(job["row_id"])
     processes = min(processes or os.cpu_count() or 1, len(jobs))
-    bar = progress_bar(progress, len(jobs), "runs")
+    bar = progress_bar(progress, len(jobs), "rows", unit="run")
     results = []
     try:
         if processes <= 1:

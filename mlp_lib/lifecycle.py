@@ -82,11 +82,11 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step, self.checkpoint, self.history = step, checkpoint, history
 
 
-def progress_bar(progress, total, desc, initial=0):
+def progress_bar(progress, total, desc, initial=0, unit="step"):
     """A tqdm bar; ``progress=None`` shows it only when stderr is a terminal."""
     if progress is None:
         progress = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", unit_scale=True,
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, unit_scale=unit == "step",
                 disable=not progress, mininterval=0.5, leave=False)
 
 

@@ -148,7 +148,31 @@ def render_timings():
     return "\n".join(lines)
 
 
-SECTIONS = {"results": render_results, "beyond": render_beyond,
+def render_fashion():
+    from .conclusions import format_verdicts, judge, results_from_records, side_by_side
+    from .experiments import ROWS, load_results
+    from .sweep import read_results
+    records = list(read_results(RESULTS / "fashion-mnist.jsonl").values())
+    if not records:
+        return "(no results yet: `python3 tasks.py reproduce 06`)"
+    fashion = results_from_records(records)
+    mnist = [r for row in ROWS if (RESULTS / f"{row}.json").is_file()
+             for r in load_results(RESULTS / f"{row}.json")]
+    sprint = [r for r in records if r["kind"] == "rung"]
+    lines = [side_by_side({"MNIST": mnist, "Fashion-MNIST": fashion}), ""]
+    if sprint:
+        accuracy = [r["test_accuracy"] for r in sprint]
+        lines += [f"notebook 05's sprint ({sprint[0]['name']}) on Fashion-MNIST: "
+                  f"{100 * sum(accuracy) / len(accuracy):.2f}% test accuracy, mean of "
+                  f"{len(sprint)} seeds.", ""]
+    lines += ["```", format_verdicts({"MNIST": judge(mnist), "Fashion-MNIST": judge(fashion)}),
+              "```", "",
+              f"Generated from `results/fashion-mnist.jsonl` and `results/*.json`; the "
+              f"Fashion-MNIST runs made by {_made(records[0].get('provenance'))}."]
+    return "\n".join(lines)
+
+
+SECTIONS = {"results": render_results, "beyond": render_beyond, "fashion": render_fashion,
             "performance": render_performance, "timings": render_timings}
 
 

@@ -270,7 +270,7 @@ def run_sweep(jobs, path, scheduler=None, processes=None, retries=2, progress=No
     records = read_results(path)
     _drop_cut_line(path)
     todo = [job for job in jobs if job.key not in records]
-    bar = progress_bar(progress, len(todo), "runs")
+    bar = progress_bar(progress, len(todo), "sweep", unit="run")
     lost_runs = []
     start = time.perf_counter()
 

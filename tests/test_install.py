@@ -92,3 +92,11 @@ def test_commands_that_edit_a_checkout_refuse(installed):
     site = _run([python, "-c", "import mlp_lib, pathlib; print(pathlib.Path(mlp_lib.__file__)"
                        ".parents[1])"], cwd=work).stdout.strip()
     assert not (Path(site) / "README.md").exists() and not (work / "README.md").exists()
+
+
+def test_the_wheel_carries_the_serve_page(installed):
+    python, work = installed
+    out = _run([python, "-c", "from mlp_lib.serve import STATIC; "
+                "print(' '.join(sorted(p.name for p in STATIC.iterdir())))"], cwd=work)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["app.js", "index.html", "style.css"]
