@@ -165,8 +165,10 @@ def render_fashion():
         lines += [f"notebook 05's sprint ({sprint[0]['name']}) on Fashion-MNIST: "
                   f"{100 * sum(accuracy) / len(accuracy):.2f}% test accuracy, mean of "
                   f"{len(sprint)} seeds.", ""]
-    lines += ["```", format_verdicts({"MNIST": judge(mnist), "Fashion-MNIST": judge(fashion)}),
-              "```", "",
+    verdicts = {"MNIST": judge(mnist), "Fashion-MNIST": judge(fashion)}
+    lines += ["```", format_verdicts(verdicts), "```", "",
+              "; ".join(f"{name}: {sum(v['holds'] is True for v in found)} of {len(found)} "
+                        f"conclusions hold" for name, found in verdicts.items()) + ".", "",
               f"Generated from `results/fashion-mnist.jsonl` and `results/*.json`; the "
               f"Fashion-MNIST runs made by {_made(records[0].get('provenance'))}."]
     return "\n".join(lines)
