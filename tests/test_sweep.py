@@ -136,13 +136,19 @@ def test_without_retries_a_killed_worker_s_runs_are_reported_lost(tmp_path):
 
 @pytest.fixture(scope="module")
 def dask_client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-    client = distributed.Client(cluster)
+    pytest.importorskip("distributed")
+    from mlp_lib.sweep import connect
+    client, cluster = connect("local:2")           # as --scheduler local:2 makes it
     yield client
     client.close()
     cluster.close()
+
+
+@pytest.mark.slow
+def test_local_cluster_workers_keep_glibcs_dynamic_malloc_thresholds(dask_client):
+    """Dask's default MALLOC_TRIM_THRESHOLD_=65536 makes a per-sample run 1.8x slower."""
+    found = dask_client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert len(found) == 2 and set(found.values()) == {None}
 
 
 @pytest.mark.slow
