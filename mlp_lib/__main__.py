@@ -56,6 +56,11 @@ def _sweep(args, beside_report=False):
                            retries=args.retries, progress=False if args.quiet else None,
                            restart=args.restart, command=command)
     for record in report.records:
+        if args.json and beside_report:        # reproduce's documented fields, as before
+            print(json.dumps({"row": record["name"], **{key: record[key] for key in (
+                "seed", "dataset", "test_loss", "test_accuracy", "seconds", "diverged_at")}}),
+                flush=True)
+            continue
         if args.json:
             print(json.dumps({k: v for k, v in record.items() if k != "loss_curve"}), flush=True)
             continue
@@ -386,8 +391,8 @@ def main(argv=None):
                      help="seed(s) of the initial weights (default 0); several run each row "
                           "once per seed")
     rep.add_argument("--json", action="store_true",
-                     help="one JSON object per line: row, seed, test_loss, test_accuracy, "
-                          "seconds, diverged_at")
+                     help="one JSON object per line: row, seed, dataset, test_loss, "
+                          "test_accuracy, seconds, diverged_at")
     _dataset_option(rep)
     rep.add_argument("--results", metavar="FILE.jsonl", default=None,
                      help="keep each finished run in this file (JSON lines) and skip those "
