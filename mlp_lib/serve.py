@@ -220,6 +220,12 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 15                         # a client that stalls mid-request is dropped
     routes = {"/api/models": "GET", "/api/predict": "POST"}
 
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError):    # a client that vanished or stalled
+            self.close_connection = True
+
     def log_message(self, format, *args):     # quiet unless --verbose
         if self.server.verbose:
             super().log_message(format, *args)
@@ -290,6 +296,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return self._error(400, "a negative Content-Length")
         body = self.rfile.read(length)
+        if len(body) < length:                 # the client hung up mid-body: nobody to answer
+            self.close_connection = True
+            return
         try:
             self._send(200, predict_json(self.server.store, body))
         except ApiError as exc:

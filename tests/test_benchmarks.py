@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 _path = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 _spec = importlib.util.spec_from_file_location("mlp_lib_benchmarks", _path)
@@ -14,6 +15,7 @@ bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 
+@pytest.mark.slow
 def test_per_sample_part_is_exact_for_both_activations(mnist_train, capsys):
     images, labels = mnist_train
     result = bench.per_sample(images, labels, steps=60, repeats=1, whole_rows=False)
@@ -48,6 +50,7 @@ def test_epoch_flops_counts_forward_and_backward():
     assert bench.epoch_flops(10, [4, 3, 2]) == 10 * bench.epoch_flops(1, [4, 3, 2])
 
 
+@pytest.mark.slow
 def test_minibatch_part_reports_missing_peers_as_skipped(mnist_train, capsys, monkeypatch):
     images, labels = mnist_train
     monkeypatch.setitem(sys.modules, "torch", None)      # import torch -> ImportError

@@ -13,7 +13,7 @@ import pytest
 from mlp_lib.sweep import Job, grid, load_config, read_results, run_sweep
 
 SMALL = dict(rows=["relu-he-const", "sigmoid-normal"], seeds=[0, 1],
-             datasets=["mnist", "fashion-mnist"], epochs=1, n_train=1000)
+             datasets=["mnist", "fashion-mnist"], epochs=1, n_train=600)
 
 
 def _same(records):
@@ -32,8 +32,8 @@ def reference(tmp_path_factory):
 
 def test_a_results_file_holds_one_line_per_run_with_provenance(reference):
     keys = [r["key"] for r in reference]
-    assert keys[0] == "mnist/row:relu-he-const/seed=0/epochs=1/n_train=1000"
-    assert keys[-1] == "fashion-mnist/row:sigmoid-normal/seed=1/epochs=1/n_train=1000"
+    assert keys[0] == "mnist/row:relu-he-const/seed=0/epochs=1/n_train=600"
+    assert keys[-1] == "fashion-mnist/row:sigmoid-normal/seed=1/epochs=1/n_train=600"
     for record in reference:
         assert set(record["provenance"]) >= {"commit", "date", "cpu", "numpy"}
         assert 0 < record["test_accuracy"] < 1 and len(record["loss_curve"]) > 0
