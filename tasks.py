@@ -36,23 +36,28 @@ def run(*cmd, env=None):
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
 
 
-def setup(extras="notebooks,test,cluster"):
-    """Create ``.venv`` and install the project with ``extras`` if needed."""
+def setup(extras="notebooks,test,cluster", venv_dir=VENV, pins=()):
+    """Create ``venv_dir`` and install the project with ``extras`` (and
+    ``pins``, exact versions from wheels) if needed; returns its python."""
     if sys.version_info < (3, 10):
         sys.exit(f"mlp_lib needs Python >= 3.10, this is {sys.version.split()[0]}")
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()
-                            + extras.encode()).hexdigest()
-    if STAMP.exists() and PYTHON.exists() and STAMP.read_text() == wanted:
-        return
-    if not PYTHON.exists():
-        print(f"creating {VENV}", flush=True)
-        venv.create(VENV, with_pip=True)
-    steps = [(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip"),
-             (PYTHON, "-m", "pip", "install", "--quiet", "-e", f".[{extras}]")]
+    python = venv_dir / PYTHON.relative_to(VENV)
+    stamp = venv_dir / STAMP.name
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()
+                            + "\n".join(pins).encode()).hexdigest()
+    if stamp.exists() and python.exists() and stamp.read_text() == wanted:
+        return python
+    if not python.exists():
+        print(f"creating {venv_dir}", flush=True)
+        venv.create(venv_dir, with_pip=True)
+    pinned = ("--only-binary=:all:", *pins) if pins else ()
+    steps = [(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"),
+             (python, "-m", "pip", "install", "--quiet", *pinned, "-e", f".[{extras}]")]
     for step in steps:
         if run(*step) != 0:
             sys.exit("setup failed: see the pip output above")
-    STAMP.write_text(wanted)
+    stamp.write_text(wanted)
+    return python
 
 
 def notebooks():
@@ -155,23 +160,8 @@ def floors():
 
 def test_oldest(extra_args=()):
     """Run the fast tests with every runtime dependency at the floor pyproject.toml declares."""
-    venv_dir = ROOT / ".venv-oldest"
-    python = venv_dir / PYTHON.relative_to(VENV)
     pins = floors()
-    stamp = venv_dir / ".mlp_lib-installed"
-    wanted = "\n".join(pins)
-    if not (stamp.exists() and stamp.read_text() == wanted):
-        if not python.exists():
-            venv.create(venv_dir, with_pip=True)
-        constraints = venv_dir / "floors.txt"
-        constraints.write_text(wanted + "\n")
-        steps = [(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"),
-                 (python, "-m", "pip", "install", "--quiet", "--only-binary=:all:",
-                  "-c", constraints, *pins, "-e", ".[test]")]
-        for step in steps:
-            if run(*step) != 0:
-                sys.exit("could not install the floors: see the pip output above")
-        stamp.write_text(wanted)
+    python = setup("test", ROOT / ".venv-oldest", pins)
     run(python, "-c", "import importlib.metadata as m, sys; print('floors under test:', "
         "', '.join(f'{p.split(\"==\")[0]} {m.version(p.split(\"==\")[0])}' "
         "for p in sys.argv[1:]))", *pins)
@@ -277,7 +267,7 @@ def readme(extra_args=()):
 
 
 def main(argv):
-    commands = {"setup": lambda rest: setup() or 0, "reproduce": reproduce,
+    commands = {"setup": lambda rest: setup() and 0, "reproduce": reproduce,
                 "test": test, "bench": bench, "readme": readme, "site": site,
                 "_execute": execute, "_site": build_site}
     if not argv or argv[0] not in commands:

@@ -66,12 +66,10 @@ def _sweep(args, beside_report=False):
             continue
         note = (f"  (diverged at step {record['diverged_at']})"
                 if record.get("diverged_at") is not None else "")
-        beside = ""
+        beside = ("", "")
         if beside_report and record["dataset"] == "mnist":
             row = ROWS[record["name"]]
             beside = (f" (report {_fmt(row.report_loss)})", f" (report {_fmt(row.report_accuracy)})")
-        else:
-            beside = ("", "")
         label = record["name"] if beside_report else f"{record['dataset']} {record['name']}"
         print(f"{label:15s} seed {record['seed']:<3d} test loss {record['test_loss']:.4f}"
               f"{beside[0]}  accuracy {record['test_accuracy']:.4f}{beside[1]}  "

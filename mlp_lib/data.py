@@ -255,6 +255,13 @@ _MODE_RANGE = {"1": 1, "L": 255, "LA": 255, "RGB": 255, "RGBA": 255, "I;16": 655
                "I;16L": 65535, "I;16B": 65535, "I;16N": 65535}
 
 
+def _image_name(source, name):
+    """What messages call an image: ``name``, else its path, else "the image"."""
+    if name is not None:
+        return name
+    return "the image" if isinstance(source, (bytes, bytearray, memoryview)) else Path(source)
+
+
 def read_image(source, name=None):
     """An image as floats in [0, 1]: (H, W) gray, or (H, W, 3) colour with
     the alpha channel composited on white. Each mode is scaled by its own range
@@ -272,11 +279,12 @@ def read_image(source, name=None):
     import warnings
 
     from PIL import Image
+    path = _image_name(source, name)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        path, opened = name or "the image", io.BytesIO(source)
+        opened = io.BytesIO(source)
     else:
-        path = opened = Path(source)
-        if not path.is_file():
+        opened = Path(source)
+        if not opened.is_file():
             raise FileNotFoundError(f"{path}: image not found")
     try:
         with warnings.catch_warnings():
@@ -331,8 +339,7 @@ def image_to_mnist(source, name=None):
     from scipy import ndimage
 
     pixels = read_image(source, name)
-    path = name or (source if not isinstance(source, (bytes, bytearray, memoryview))
-                    else "the image")
+    path = _image_name(source, name)
     if pixels.ndim != 2:
         raise DataError(f"{path}: expected a 2-D image, got shape {pixels.shape}")
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])

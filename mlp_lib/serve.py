@@ -33,7 +33,6 @@ import os
 import sys
 import threading
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -46,6 +45,7 @@ __all__ = ["DEFAULT_MODELS", "MAX_BODY", "ModelStore", "cache_dir", "make_server
            "predict_json", "serve"]
 
 STATIC = Path(__file__).parent / "static"
+_STATIC_FILES = {p.name: p for p in STATIC.iterdir() if p.is_file()}   # by name: no ../
 MAX_BODY = 1_000_000                # bytes of a request body
 _DRAIN_LIMIT = 8 * MAX_BODY         # a larger body is not even read before the 413
 TOP_UNITS = 6                       # first-layer units whose weights the page draws
@@ -248,30 +248,24 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status, message, extra=()):
         self._send(status, {"error": message}, extra=extra)
 
-    def _static(self, path):
-        name = "index.html" if path in ("/", "/index.html") else path[len("/static/"):]
-        files = {p.name: p for p in STATIC.iterdir() if p.is_file()}
-        if not (path in ("/", "/index.html") or path.startswith("/static/")) or name not in files:
-            return False
-        target = files[name]
-        self._send(200, target.read_bytes(),
-                   _CONTENT_TYPES.get(target.suffix, "application/octet-stream"))
-        return True
-
-    def _wrong_method(self, path):
-        if path in self.routes:
-            self._error(405, f"{path} takes {self.routes[path]}",
-                        extra=[("Allow", self.routes[path])])
-        else:
-            self._error(404, f"no such path: {path}")
+    def _refuse(self, path):
+        """405 (with ``Allow``) for a known path asked with the wrong method, else 404."""
+        allowed = self.routes.get(path) or ("GET, HEAD" if _is_page(path) else None)
+        if allowed is None:
+            return self._error(404, f"no such path: {path}")
+        self._error(405, f"{path} takes {allowed}", extra=[("Allow", allowed)])
 
     def do_GET(self):
         path = self.path.split("?", 1)[0]
+        target = _static_file(path)
         if path == "/api/models":
             self._send(200, {"models": self.server.store.listing()})
-        elif path == "/api/predict":
-            self._wrong_method(path)
-        elif not self._static(path):
+        elif path in self.routes:
+            self._refuse(path)
+        elif target is not None:
+            self._send(200, target.read_bytes(),
+                       _CONTENT_TYPES.get(target.suffix, "application/octet-stream"))
+        else:
             self._error(404, f"no such path: {path}")
 
     do_HEAD = do_GET
@@ -279,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         path = self.path.split("?", 1)[0]
         if path != "/api/predict":
-            return self._other_method()
+            return self._refuse(path)
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
@@ -304,19 +298,22 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             self._error(exc.status, str(exc))
 
-    def _is_page(self, path):
-        return path in ("/", "/index.html") or path.startswith("/static/")
-
     def _other_method(self):
-        path = self.path.split("?", 1)[0]
-        if path in self.routes:
-            self._wrong_method(path)
-        elif self._is_page(path):
-            self._error(405, f"{path} takes GET", extra=[("Allow", "GET, HEAD")])
-        else:
-            self._error(404, f"no such path: {path}")
+        self._refuse(self.path.split("?", 1)[0])
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
+
+
+def _is_page(path):
+    return path in ("/", "/index.html") or path.startswith("/static/")
+
+
+def _static_file(path):
+    """The file of ``mlp_lib/static/`` that ``path`` names (``/`` is the page), or None."""
+    if not _is_page(path):
+        return None
+    return _STATIC_FILES.get("index.html" if path in ("/", "/index.html")
+                             else path[len("/static/"):])
 
 
 class _Server(ThreadingHTTPServer):
@@ -342,14 +339,12 @@ def _train_default(name, path):
         if kind == "row":
             from .experiments import run
             result = run(key, seed=0, progress=True)
-            model, accuracy = result.model, result.test_accuracy
         else:
             from .beyond import rung_by_name, run_rung
             result = run_rung(rung_by_name(key), seed=0, keep_model=True, progress=True)
-            model, accuracy = result.model, result.test_accuracy
-    save_checkpoint(path, model)
+    save_checkpoint(path, result.model)
     record = {"model": name, "description": DEFAULT_MODELS[name][0], "seed": 0,
-              "test_accuracy": accuracy,
+              "test_accuracy": result.test_accuracy,
               "provenance": provenance(f"python -m mlp_lib serve (default model {name})")}
     path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
 

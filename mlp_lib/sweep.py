@@ -294,11 +294,9 @@ def run_sweep(jobs, path, scheduler=None, processes=None, retries=2, progress=No
         bar.update(1)
 
     try:
-        if not todo:
-            pass
-        elif client is not None or scheduler is not None:
+        if todo and (client is not None or scheduler is not None):
             _dask(todo, scheduler, retries, command, done, lost, client=client)
-        elif (processes or os.cpu_count() or 1) <= 1 or len(todo) == 1:
+        elif (processes or os.cpu_count() or 1) <= 1 or len(todo) <= 1:
             for job in todo:
                 try:
                     done(run_job(job, command))
