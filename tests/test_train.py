@@ -126,6 +126,32 @@ def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, monkeypatch, d
     assert np.abs(moved.weights[1] - model.weights[1]).max() > 1e-4
 
 
+def test_a_layer_with_no_active_unit_stops_backprop_exactly(mnist_train, monkeypatch):
+    """The report's U[0,1) init kills every unit of layer 1 after a few steps;
+    the engine then skips the backward pass below that layer (delta is exactly
+    0 there, so W + 0 = W) and still equals the reference trainer to 1e-12
+    (relative: the first steps blow the weights up to ~5e6)."""
+    import mlp_lib.per_sample
+    from mlp_lib import reference
+    calls = []
+    kernel = mlp_lib.per_sample.csc_matvecs
+    if kernel is None:
+        pytest.skip("SciPy without the sparse kernels")
+    monkeypatch.setattr(mlp_lib.per_sample, "csc_matvecs",
+                        lambda *args: (calls.append(1), kernel(*args))[1])
+    images, labels = mnist_train[0][:1500], mnist_train[1][:1500]
+    start = MLP([784, 512, 256, 64, 10], "relu", "uniform", seed=0)
+    fast, slow = start.copy(), start.copy()
+    train_per_sample(fast, images, labels, epochs=1, progress=False)
+    reference.train_per_sample(slow, images, labels, epochs=1)
+    assert 0 < len(calls) < 100                       # the skip was taken on most steps
+    # the first steps blow the weights up to ~5e6, so agreement is relative
+    diff = max(np.abs(a - b).max() / max(1.0, np.abs(b).max())
+               for a, b in zip(fast.weights + fast.biases, slow.weights + slow.biases))
+    assert diff <= 1e-12
+    assert np.abs(fast.biases[-1] - start.biases[-1]).max() > 1e-3   # the top still learns
+
+
 def test_epochs_repeat_the_same_order(mnist_train):
     images, labels = mnist_train
     model = MLP([784, 16, 10], "sigmoid", "normal", seed=1)
