@@ -59,17 +59,40 @@ def _bilinear(images, rows, cols):
     padded[:, 1:-1, 1:-1] = images
     top, left = np.floor(rows), np.floor(cols)
     frac_r, frac_c = (rows - top).astype(images.dtype), (cols - left).astype(images.dtype)
-    # +1 for the padding; anything further out reads the zero border
-    top, left = top.astype(np.intp) + 1, left.astype(np.intp) + 1
-    r0, r1 = np.clip(top, 0, _PADDED - 1), np.clip(top + 1, 0, _PADDED - 1)
-    c0, c1 = np.clip(left, 0, _PADDED - 1), np.clip(left + 1, 0, _PADDED - 1)
-    base = (np.arange(n) * _PADDED * _PADDED)[:, None, None]
+    # +1 for the padding; anything further out reads the zero border. (Index
+    # arithmetic in place and np.take rather than fancy indexing: the same
+    # values, in about half the time.)
+    # int32 indices (half the bytes of intp); positions far outside the frame
+    # all read the border, so clamping them first changes nothing
+    top = np.clip(top, -2, _PADDED, out=top).astype(np.int32)
+    left = np.clip(left, -2, _PADDED, out=left).astype(np.int32)
+    r0, c0 = _clamped(top, 1), _clamped(left, 1)
+    r1, c1 = _clamped(top, 2), _clamped(left, 2)
+    base = (np.arange(n, dtype=np.int32) * _PADDED * _PADDED)[:, None, None]
+    r0 *= _PADDED
+    r0 += base
+    r1 *= _PADDED
+    r1 += base
     pick = padded.reshape(-1)
-    top_row = (pick[base + r0 * _PADDED + c0] * (1 - frac_c)
-               + pick[base + r0 * _PADDED + c1] * frac_c)
-    bottom_row = (pick[base + r1 * _PADDED + c0] * (1 - frac_c)
-                  + pick[base + r1 * _PADDED + c1] * frac_c)
-    return top_row * (1 - frac_r) + bottom_row * frac_r
+    keep_c = 1 - frac_c
+    top_row = pick.take(r0 + c0)
+    top_row *= keep_c
+    top_row += pick.take(r0 + c1) * frac_c
+    bottom_row = pick.take(r1 + c0)
+    bottom_row *= keep_c
+    bottom_row += pick.take(r1 + c1) * frac_c
+    top_row *= 1 - frac_r
+    bottom_row *= frac_r
+    top_row += bottom_row
+    return top_row
+
+
+def _clamped(index, offset):
+    """``clip(index + offset, 0, _PADDED - 1)``, without np.clip's overhead."""
+    out = index + offset
+    np.maximum(out, 0, out=out)
+    np.minimum(out, _PADDED - 1, out=out)
+    return out
 
 
 def distort(images, rng, max_shift=2.0, max_rotation=10.0, max_scale=0.1,

@@ -138,3 +138,26 @@ def test_distort_matches_a_direct_shift_and_scipy_smoothing():
     np.testing.assert_allclose(smooth @ field @ smooth.T,
                                ndimage.gaussian_filter(field, sigma=(0, 4, 4), mode="constant"),
                                atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bilinear_equals_scipy_map_coordinates_inside_outside_and_far_away(dtype):
+    """Any position, in the frame, on its edge, beyond it, or absurdly far
+    away (the index arithmetic clamps before it narrows to int32): the same
+    samples as SciPy's linear interpolation with zeros outside."""
+    from scipy import ndimage
+
+    from mlp_lib.augment import _bilinear
+    rng = np.random.default_rng(2)
+    images = rng.random((5, 28, 28)).astype(dtype)
+    rows = rng.uniform(-4, 32, (5, 28, 28))
+    cols = rng.uniform(-4, 32, (5, 28, 28))
+    rows[0, :3, :3], cols[1, :3, :3] = 1e12, -1e12
+    rows[2, 0, :4] = [-1.0, 0.0, 27.0, 28.0]                   # whole pixels on the edges
+    got = _bilinear(images, rows, cols)
+    assert got.dtype == dtype
+    for k in range(5):
+        expected = ndimage.map_coordinates(images[k].astype(np.float64), [rows[k], cols[k]],
+                                           order=1, mode="grid-constant", cval=0.0)
+        np.testing.assert_allclose(got[k], expected, rtol=0,
+                                   atol=1e-6 if dtype == np.float32 else 1e-12)
