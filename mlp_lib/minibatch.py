@@ -53,7 +53,7 @@ def sgd_backward_update(model, probs, cache, labels, lr, weight_decay=0.0):
             below = model.delta_below(layer, delta, cache)
         step = delta * -lr                                     # -η Δ_l
         add_product(model.weights[layer], A[layer], step, keep)
-        model.biases[layer] += step.sum(axis=0)                # b_l - η Σ_n Δ_l
+        model.biases[layer] += np.add.reduce(step, 0)          # b_l - η Σ_n Δ_l
         if layer > 0:
             delta = below
 
@@ -232,7 +232,7 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                     epoch_rng_state = rng.bit_generator.state
                     order = rng.permutation(len(images))
                 rows = order[position * batch_size:(position + 1) * batch_size]
-                batch, batch_labels = images[rows], labels[rows]
+                batch, batch_labels = images.take(rows, 0), labels.take(rows)  # (take: faster)
                 if augment is not None:
                     batch = augment(batch, augment_rng)
                 probs, cache = model.forward_cache(batch, dropout, input_dropout, dropout_rng,
