@@ -15,7 +15,9 @@ generated from that file: ``python3 tasks.py readme``).
    they are timed on ``--steps`` steps from the initial weights and from the
    row's trained weights; each baseline runs with 1 and with all BLAS threads
    and keeps the faster. Also the max |weight difference| after ``--steps``
-   steps from the same weights (the same maths).
+   steps from the same weights (the same maths), and where a step's time
+   goes (``per_sample_floor``): the first layer's sparse kernels alone, and
+   the whole step on 16-unit hidden layers (the cost of its calls).
 2. Mini-batch SGD (batch 128, 784-512-256-64-10 ReLU, float32, 1 epoch):
    mlp_lib against PyTorch CPU and scikit-learn's MLPClassifier when installed
    (``pip install -e .[bench]``), and GFLOP/s against a measured matmul peak.
@@ -99,6 +101,37 @@ def torch_per_sample_fn(model, images, labels):
     return train, f"PyTorch {torch.__version__} per-sample SGD (float64)"
 
 
+def per_sample_floor(model, images, labels, steps, schedule):
+    """Where a per-sample step's time goes, for the trained ``model``, over the
+    first ``steps`` images: (a) the first layer's two sparse kernels alone
+    (forward read and in-place update of the rows of the image's nonzero
+    pixels; memory traffic that no rearrangement of the other layers removes),
+    and (b) the engine's whole step on a net of the same depth and activation
+    with 16-unit hidden layers, where the arithmetic is negligible: the cost of
+    the step's Python and numpy/scipy calls. Microseconds per step."""
+    from mlp_lib.per_sample import _sparse_rows, csc_matvecs, csr_matvecs
+    if csr_matvecs is None:
+        return None
+    ptr, columns, values = _sparse_rows(images[:steps], bias_column=model.layer_sizes[0])
+    first = np.vstack((model.weights[0], model.biases[0][None, :]))
+    flat, (n_rows, width) = first.reshape(-1), first.shape
+    delta = np.full(width, -1e-300)              # a step too small to move the weights
+    with threadpool_limits(1):
+        start = time.perf_counter()
+        for i in range(steps):
+            span = ptr[i:i + 2]
+            z = np.zeros(width)
+            csr_matvecs(1, n_rows, width, span, columns, values, flat, z)
+            csc_matvecs(n_rows, 1, width, span, columns, values, delta, flat)
+        kernels = (time.perf_counter() - start) / steps * 1e6
+    narrow = MLP([model.layer_sizes[0]] + [16] * (model.n_layers - 1) + [model.layer_sizes[-1]],
+                 model.activation, "he", seed=0)
+    seconds, _ = _timed(lambda: train_per_sample(narrow, images[:steps], labels[:steps],
+                                                  epochs=1, schedule=schedule, progress=False))
+    return {"first_layer_kernels_us": kernels, "narrow_net_us": seconds / steps * 1e6,
+            "floor_steps": steps}
+
+
 def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
     """Part 1; returns, per activation, the figures and the per-round times."""
     threads = threads or os.cpu_count() or 1
@@ -126,7 +159,7 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
             peer = torch_train[0](rates[:steps].tolist(), steps, 1)
             torch_diff = max(max(np.abs(w - pw).max(), np.abs(b - pb).max())
                              for (pw, pb), w, b in zip(peer, ours.weights, ours.biases))
-        times = {"engine": [], "report": [], "torch": []}
+        times = {"engine": [], "report": [], "torch": [], "kernels": [], "narrow": []}
         best_threads = {"report": [], "torch": []}
         for _ in range(repeats):
             model = start.copy()
@@ -134,6 +167,10 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
                 model, images[:n_train], labels[:n_train], epochs=epochs,
                 schedule=row.schedule, progress=False))
             times["engine"].append(seconds / history.steps * 1e6)
+            floor = per_sample_floor(model, images, labels, min(3 * steps, n_train), row.schedule)
+            if floor is not None:
+                times["kernels"].append(floor["first_layer_kernels_us"])
+                times["narrow"].append(floor["narrow_net_us"])
             window = rates[-steps:]
             report_round = {}
             for t in thread_options:
@@ -161,6 +198,10 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
                       r / e for r, e in zip(times["report"], times["engine"])),
                   "report_threads": best_threads["report"], "max_diff_report": diff,
                   "times": times}
+        if times["kernels"]:
+            result.update(first_layer_kernels_us=statistics.median(times["kernels"]),
+                          narrow_net_us=statistics.median(times["narrow"]),
+                          floor_steps=min(3 * steps, n_train))
         if torch_train is not None:
             result.update(torch_name=torch_train[1], torch_us=statistics.median(times["torch"]),
                           speedup_torch=statistics.median(
@@ -175,6 +216,11 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
         else:
             print("| PyTorch per-sample SGD | skipped (not installed: pip install -e .[bench]) | |")
         print(f"| mlp_lib.train_per_sample, {epochs * n_train:,} steps | {engine:.0f} | 1.0× |")
+        if "first_layer_kernels_us" in result:
+            print(f"where a step's time goes: layer 1's two sparse kernels alone "
+                  f"{result['first_layer_kernels_us']:.0f} µs; the whole step on 16-unit "
+                  f"hidden layers (the calls' cost) {result['narrow_net_us']:.0f} µs; "
+                  f"20× the report's loop needs ≤ {result['report_us'] / 20:.0f} µs")
         print(f"max |weight difference| after {steps} steps from the same weights: report's "
               f"loop {diff:.1e}" + ("" if torch_diff is None else f", PyTorch {torch_diff:.1e}"))
         out[activation] = result

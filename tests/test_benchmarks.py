@@ -24,6 +24,9 @@ def test_per_sample_part_is_exact_for_both_activations(mnist_train, capsys):
         assert figures["max_diff_report"] <= 1e-12
         assert figures["report_us"] > 0 and figures["engine_us"] > 0
         assert figures["speedup_report"] == figures["report_us"] / figures["engine_us"]
+        # where the time goes: both parts measured
+        assert 0 < figures["first_layer_kernels_us"] and 0 < figures["narrow_net_us"]
+        assert figures["floor_steps"] == 60
         if "torch_us" in figures:
             assert figures["max_diff_torch"] <= 1e-12
     assert "max |weight difference| after 60 steps" in capsys.readouterr().out
@@ -93,3 +96,19 @@ def test_serve_latency_part_answers_every_request(capsys):
     for figures in result.values():
         assert figures["requests"] == 20 and 0 < figures["p50_ms"] <= figures["p95_ms"]
     assert "p95" in capsys.readouterr().out
+
+
+def test_floor_kernels_leave_the_weights_and_time_the_narrow_net(mnist_train):
+    """The floor measurement times the first-layer kernels on a copy of the
+    trained weights (the model passed in is left as it was) and reports both
+    parts for the number of images asked."""
+    from mlp_lib import MLP, Constant
+    images, labels = mnist_train
+    model = MLP([784, 64, 32, 10], "sigmoid", "normal", seed=0)
+    before = [w.copy() for w in model.weights + model.biases]
+    floor = bench.per_sample_floor(model, images, labels, 50, Constant(0.01))
+    if floor is None:
+        pytest.skip("SciPy without the sparse kernels")
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.weights + model.biases))
+    assert floor["floor_steps"] == 50
+    assert floor["first_layer_kernels_us"] > 0 and floor["narrow_net_us"] > 0
