@@ -112,3 +112,26 @@ def test_floor_kernels_leave_the_weights_and_time_the_narrow_net(mnist_train):
     assert all(np.array_equal(a, b) for a, b in zip(before, model.weights + model.biases))
     assert floor["floor_steps"] == 50
     assert floor["first_layer_kernels_us"] > 0 and floor["narrow_net_us"] > 0
+
+
+def test_ab_tool_finds_the_committed_engine_identical_to_itself(capsys):
+    """benchmarks/ab.py loads mlp_lib at a git revision beside the working
+    tree's; against HEAD of a clean checkout both are the same code, so the
+    per-sample results must be bit-identical (and an unknown row is refused)."""
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "mlp_lib"],
+                             capture_output=True, text=True)
+    if changed.returncode != 0:
+        pytest.skip("not a git checkout")
+    if changed.stdout.strip():
+        pytest.skip("mlp_lib has uncommitted changes: HEAD differs from the working tree")
+    spec = importlib.util.spec_from_file_location("mlp_lib_ab", root / "benchmarks" / "ab.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    assert ab.main(["HEAD", "--rows", "relu-he-const", "--steps", "40", "--rounds", "1",
+                    "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "relu-he-const: base" in out and "bit-identical: True" in out
+    with pytest.raises(SystemExit):
+        ab.main(["HEAD", "--rows", "no-such-row"])
