@@ -160,6 +160,7 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
             torch_diff = max(max(np.abs(w - pw).max(), np.abs(b - pb).max())
                              for (pw, pb), w, b in zip(peer, ours.weights, ours.biases))
         times = {"engine": [], "report": [], "torch": [], "kernels": [], "narrow": []}
+        floor_steps = min(3 * steps, n_train)
         best_threads = {"report": [], "torch": []}
         for _ in range(repeats):
             model = start.copy()
@@ -167,7 +168,7 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
                 model, images[:n_train], labels[:n_train], epochs=epochs,
                 schedule=row.schedule, progress=False))
             times["engine"].append(seconds / history.steps * 1e6)
-            floor = per_sample_floor(model, images, labels, min(3 * steps, n_train), row.schedule)
+            floor = per_sample_floor(model, images, labels, floor_steps, row.schedule)
             if floor is not None:
                 times["kernels"].append(floor["first_layer_kernels_us"])
                 times["narrow"].append(floor["narrow_net_us"])
@@ -201,7 +202,7 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
         if times["kernels"]:
             result.update(first_layer_kernels_us=statistics.median(times["kernels"]),
                           narrow_net_us=statistics.median(times["narrow"]),
-                          floor_steps=min(3 * steps, n_train))
+                          floor_steps=floor_steps)
         if torch_train is not None:
             result.update(torch_name=torch_train[1], torch_us=statistics.median(times["torch"]),
                           speedup_torch=statistics.median(

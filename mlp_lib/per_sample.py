@@ -52,7 +52,7 @@ from .model import MLP
 __all__ = ["train_per_sample", "SPARSE_FIRST_LAYER", "GATHER_MIN_SIZE"]
 
 csr_matvecs, csc_matvecs = sparse_kernels()
-max_reduce, add_reduce = np.maximum.reduce, np.add.reduce
+_max_reduce, _add_reduce = np.maximum.reduce, np.add.reduce
 
 #: Layer 1 of the per-sample engine reads and updates the rows of the nonzero
 #: pixels in place with SciPy's sparse kernels (faster than gathering those
@@ -227,9 +227,9 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                     z = buffer @ augmented[layer]
                 # ---- loss: -ln softmax(z)_y = ln Σ e^{z_j - m} + m - z_y
                 label = label_list[i]
-                top = max_reduce(z)                      # z.max() and .sum() without
+                top = _max_reduce(z)                      # z.max() and .sum() without
                 exps = np.exp(z - top)                   # their Python wrappers
-                total_exp = add_reduce(exps)
+                total_exp = _add_reduce(exps)
                 loss = math.log(total_exp) + top - z[label]
                 losses[step] = loss
                 if not math.isfinite(loss):
