@@ -6,6 +6,7 @@
     python3 tasks.py test        # set up .venv, run unit tests + nbval on the notebooks
     python3 tasks.py test --oldest   # fast tests in .venv-oldest, every dependency at its floor
     python3 tasks.py bench       # set up .venv (with PyTorch, scikit-learn), run the benchmarks
+    python3 tasks.py lint        # ruff: pyflakes and bugbear rules, and the formatter check
     python3 tasks.py readme      # regenerate the README's figures from results/
     python3 tasks.py site        # render the committed notebooks as a site in site/
     python3 tasks.py setup       # only create/refresh .venv
@@ -43,16 +44,19 @@ def setup(extras="notebooks,test,cluster", venv_dir=VENV, pins=()):
         sys.exit(f"mlp_lib needs Python >= 3.10, this is {sys.version.split()[0]}")
     python = venv_dir / PYTHON.relative_to(VENV)
     stamp = venv_dir / STAMP.name
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()
-                            + "\n".join(pins).encode()).hexdigest()
+    wanted = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + extras.encode() + "\n".join(pins).encode()
+    ).hexdigest()
     if stamp.exists() and python.exists() and stamp.read_text() == wanted:
         return python
     if not python.exists():
         print(f"creating {venv_dir}", flush=True)
         venv.create(venv_dir, with_pip=True)
     pinned = ("--only-binary=:all:", *pins) if pins else ()
-    steps = [(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"),
-             (python, "-m", "pip", "install", "--quiet", *pinned, "-e", f".[{extras}]")]
+    steps = [
+        (python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"),
+        (python, "-m", "pip", "install", "--quiet", *pinned, "-e", f".[{extras}]"),
+    ]
     for step in steps:
         if run(*step) != 0:
             sys.exit("setup failed: see the pip output above")
@@ -72,20 +76,25 @@ def reproduce(prefixes=()):
         sys.exit(f"no notebook name starts with {' or '.join(prefixes)}")
     started = time.time()
     for number, notebook in enumerate(chosen, 1):
-        print(f"\n[{number}/{len(chosen)}] {notebook.name}{previous_time(notebook.name)}",
-              flush=True)
+        print(
+            f"\n[{number}/{len(chosen)}] {notebook.name}{previous_time(notebook.name)}", flush=True
+        )
         env = dict(os.environ, MLP_LIB_COMMAND=f"python3 tasks.py reproduce {notebook.name[:2]}")
         code = run(PYTHON, Path(__file__).name, "_execute", notebook, env=env)
         if code:
             return code
-        print(f"[{number}/{len(chosen)}] {notebook.name} done; "
-              f"{(time.time() - started) / 60:.1f} min so far", flush=True)
+        print(
+            f"[{number}/{len(chosen)}] {notebook.name} done; "
+            f"{(time.time() - started) / 60:.1f} min so far",
+            flush=True,
+        )
     return run(PYTHON, "-m", "mlp_lib", "table", "--update-readme")
 
 
 def previous_time(name):
     """' (last run: 3.2 min)' from results/timings.json, or '' when there is none."""
     import json
+
     try:
         seconds = json.loads((ROOT / "results" / "timings.json").read_text())[name]["seconds"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -104,9 +113,10 @@ def execute(args):
     from traitlets.config import Config
 
     class CellOutputOnly(logging.Filter):
-        def filter(self, record):     # keep printed lines, drop papermill's cell banners
-            return not str(record.msg).startswith(("Executing Cell", "Ending Cell",
-                                                   "Executing notebook with kernel"))
+        def filter(self, record):  # keep printed lines, drop papermill's cell banners
+            return not str(record.msg).startswith(
+                ("Executing Cell", "Ending Cell", "Executing notebook with kernel")
+            )
 
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -116,9 +126,15 @@ def execute(args):
     logger.setLevel(logging.INFO)
     notebook = Path(args[0])
     started = time.time()
-    papermill.execute_notebook(notebook, notebook, kernel_name="python3", cwd=notebook.parent,
-                               log_output=True, progress_bar=True,
-                               config=Config({"KernelManager": {"transport": "ipc"}}))
+    papermill.execute_notebook(
+        notebook,
+        notebook,
+        kernel_name="python3",
+        cwd=notebook.parent,
+        log_output=True,
+        progress_bar=True,
+        config=Config({"KernelManager": {"transport": "ipc"}}),
+    )
     record_time(notebook.name, time.time() - started, os.environ.get("MLP_LIB_COMMAND", ""))
     return 0
 
@@ -127,6 +143,7 @@ def record_time(name, seconds, command):
     """Add a notebook's execution time, with provenance, to results/timings.json."""
     import json
     from mlp_lib.provenance import provenance
+
     path = ROOT / "results" / "timings.json"
     times = json.loads(path.read_text()) if path.exists() else {}
     times[name] = {"seconds": round(seconds, 1), "provenance": provenance(command)}
@@ -143,13 +160,13 @@ def test(extra_args=()):
     args = ["tests"]
     if notebooks():
         args += ["--nbval-lax", "--nbval-current-env", *notebooks()]
-    return run(PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *args, *extra_args,
-               env=env)
+    return run(PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *args, *extra_args, env=env)
 
 
 def floors():
     """The dependencies' lower bounds in pyproject.toml, as exact pins ('numpy==1.25')."""
     import re
+
     text = (ROOT / "pyproject.toml").read_text()
     block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
     pins = re.findall(r'"([A-Za-z0-9_.-]+)>=([^",;]+)"', block)
@@ -162,12 +179,36 @@ def test_oldest(extra_args=()):
     """Run the fast tests with every runtime dependency at the floor pyproject.toml declares."""
     pins = floors()
     python = setup("test", ROOT / ".venv-oldest", pins)
-    run(python, "-c", "import importlib.metadata as m, sys; print('floors under test:', "
+    run(
+        python,
+        "-c",
+        "import importlib.metadata as m, sys; print('floors under test:', "
         "', '.join(f'{p.split(\"==\")[0]} {m.version(p.split(\"==\")[0])}' "
-        "for p in sys.argv[1:]))", *pins)
+        "for p in sys.argv[1:]))",
+        *pins,
+    )
     env = dict(os.environ, MPLBACKEND="Agg")
-    return run(python, "-m", "pytest", "-p", "no:cacheprovider", "-m", "not slow", "tests",
-               *extra_args, env=env)
+    return run(
+        python,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not slow",
+        "tests",
+        *extra_args,
+        env=env,
+    )
+
+
+def lint(extra_args=()):
+    """ruff over the library, tests, benchmarks and tasks.py (``[tool.ruff]`` in
+    pyproject.toml): the lint rules, then the formatter's check (``--fix``: apply both)."""
+    python = setup()
+    fix = "--fix" in extra_args
+    checks = [("check", *(["--fix"] if fix else [])), ("format", *([] if fix else ["--check"]))]
+    return max(run(python, "-m", "ruff", *check, ".") for check in checks)
 
 
 def bench(extra_args=()):
@@ -196,11 +237,14 @@ def build_site(args=()):
     from traitlets.config import Config
 
     from mlp_lib.experiments import ROWS
+
     out = ROOT / "site"
     shutil.rmtree(out, ignore_errors=True)
     (out / "notebooks").mkdir(parents=True)
-    exporter = HTMLExporter(template_name="lab", config=Config(
-        {"HTMLExporter": {"mathjax_url": "", "require_js_url": ""}}))
+    exporter = HTMLExporter(
+        template_name="lab",
+        config=Config({"HTMLExporter": {"mathjax_url": "", "require_js_url": ""}}),
+    )
     entries = []
     for notebook in notebooks():
         body, _ = exporter.from_filename(str(notebook))
@@ -209,42 +253,59 @@ def build_site(args=()):
         target = out / "notebooks" / (notebook.stem + ".html")
         target.write_text(body)
         title = json_title(notebook)
-        sections = sorted({part for row in ROWS.values() if row.notebook == notebook.name[:2]
-                           for part in row.section.split(", ")})
-        entries.append((notebook.name[:2], title, target.relative_to(out).as_posix(),
-                        "; ".join(sections) or "beyond the report"))
+        sections = sorted(
+            {
+                part
+                for row in ROWS.values()
+                if row.notebook == notebook.name[:2]
+                for part in row.section.split(", ")
+            }
+        )
+        entries.append(
+            (
+                notebook.name[:2],
+                title,
+                target.relative_to(out).as_posix(),
+                "; ".join(sections) or "beyond the report",
+            )
+        )
         print(f"site/{target.relative_to(out)}", flush=True)
 
     def page(title, content):
-        return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-                f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-                f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
-                f"<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-                f"padding:0 1rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;"
-                f"padding:.2rem .5rem}}code{{background:#f3f3f3}}</style></head>"
-                f"<body>{content}</body></html>")
+        return (
+            f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
+            f"<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+            f"padding:0 1rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;"
+            f"padding:.2rem .5rem}}code{{background:#f3f3f3}}</style></head>"
+            f"<body>{content}</body></html>"
+        )
 
     markdown = mistune.create_markdown(plugins=["table"])
     spec = (ROOT / "docs" / "experiments.md").read_text()
     (out / "experiments.html").write_text(page("The experiments, specified", markdown(spec)))
     readme = (ROOT / "README.md").read_text()
-    results = readme[readme.index("## Results"):]
-    results = results[:results.index("\n## ", 3)]
-    results = re.sub(r"<!-- \w+:(start|end) -->\n", "", results)     # generated-section marks
-    rows = "".join(f"<tr><td>{number}</td><td><a href='{html.escape(link)}'>"
-                   f"{html.escape(title)}</a></td><td>{html.escape(sections)}</td></tr>"
-                   for number, title, link, sections in entries)
-    index = (f"<h1>mlp_lib: the notebooks</h1><p>The coursework report's experiments, "
-             f"reproduced row by row with a from-scratch NumPy MLP. Each notebook is shown as "
-             f"committed (executed by <code>python3 tasks.py reproduce</code>), beside the "
-             f"sections of the report it follows. The experiments are specified in "
-             f"<a href='experiments.html'>The experiments, specified</a>.</p>"
-             f"<table><thead><tr><th>#</th><th>notebook</th><th>report sections</th></tr>"
-             f"</thead><tbody>{rows}</tbody></table>"
-             f"<h2>Draw a digit</h2><p>The interactive page needs the library's server: "
-             f"<code>python3 tasks.py setup &amp;&amp; .venv/bin/python -m mlp_lib serve</code>, "
-             f"then open <code>http://localhost:8000/</code>.</p>"
-             + markdown(results))
+    results = readme[readme.index("## Results") :]
+    results = results[: results.index("\n## ", 3)]
+    results = re.sub(r"<!-- \w+:(start|end) -->\n", "", results)  # generated-section marks
+    rows = "".join(
+        f"<tr><td>{number}</td><td><a href='{html.escape(link)}'>"
+        f"{html.escape(title)}</a></td><td>{html.escape(sections)}</td></tr>"
+        for number, title, link, sections in entries
+    )
+    index = (
+        f"<h1>mlp_lib: the notebooks</h1><p>The coursework report's experiments, "
+        f"reproduced row by row with a from-scratch NumPy MLP. Each notebook is shown as "
+        f"committed (executed by <code>python3 tasks.py reproduce</code>), beside the "
+        f"sections of the report it follows. The experiments are specified in "
+        f"<a href='experiments.html'>The experiments, specified</a>.</p>"
+        f"<table><thead><tr><th>#</th><th>notebook</th><th>report sections</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+        f"<h2>Draw a digit</h2><p>The interactive page needs the library's server: "
+        f"<code>python3 tasks.py setup &amp;&amp; .venv/bin/python -m mlp_lib serve</code>, "
+        f"then open <code>http://localhost:8000/</code>.</p>" + markdown(results)
+    )
     (out / "index.html").write_text(page("mlp_lib: the notebooks", index))
     print(f"site/index.html: open it in a browser ({out / 'index.html'})")
     return 0
@@ -253,6 +314,7 @@ def build_site(args=()):
 def json_title(notebook):
     """The notebook's first heading (its title)."""
     import json
+
     for cell in json.loads(notebook.read_text())["cells"]:
         if cell["cell_type"] == "markdown":
             for line in "".join(cell["source"]).splitlines():
@@ -267,9 +329,17 @@ def readme(extra_args=()):
 
 
 def main(argv):
-    commands = {"setup": lambda rest: setup() and 0, "reproduce": reproduce,
-                "test": test, "bench": bench, "readme": readme, "site": site,
-                "_execute": execute, "_site": build_site}
+    commands = {
+        "setup": lambda rest: setup() and 0,
+        "reproduce": reproduce,
+        "test": test,
+        "lint": lint,
+        "bench": bench,
+        "readme": readme,
+        "site": site,
+        "_execute": execute,
+        "_site": build_site,
+    }
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2

@@ -50,16 +50,17 @@ import mlp_lib.experiments  # noqa: E402
 def load_revision(revision, into):
     """``mlp_lib`` as it is at ``revision``, imported as ``mlp_lib_base`` (its
     imports are all relative, so a renamed copy is a separate package)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "mlp_lib"],
-                             check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "mlp_lib"], check=True, capture_output=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         try:
             tar.extractall(into, filter="data")
-        except TypeError:                        # a Python without extraction filters
+        except TypeError:  # a Python without extraction filters
             tar.extractall(into)
     shutil.move(str(Path(into) / "mlp_lib"), str(Path(into) / "mlp_lib_base"))
     for name in [name for name in sys.modules if name.split(".")[0] == "mlp_lib_base"]:
-        del sys.modules[name]                    # another revision loaded before
+        del sys.modules[name]  # another revision loaded before
     sys.path.insert(0, str(into))
     base = importlib.import_module("mlp_lib_base")
     importlib.import_module("mlp_lib_base.beyond")
@@ -77,22 +78,38 @@ def per_sample(base, rows, steps, rounds, warmup):
         row = mlp_lib.experiments.ROWS[row_id]
         start = mlp_lib.MLP(row.layer_sizes, row.activation, row.init, seed=0)
         if warmup:
-            mlp_lib.train_per_sample(start, images[:warmup], labels[:warmup], epochs=1,
-                                     schedule=row.schedule, progress=False)
+            mlp_lib.train_per_sample(
+                start,
+                images[:warmup],
+                labels[:warmup],
+                epochs=1,
+                schedule=row.schedule,
+                progress=False,
+            )
         times, final = {"base": [], "tree": []}, {}
         for _ in range(rounds):
-            for name, train in (("base", base.train_per_sample),
-                                ("tree", mlp_lib.train_per_sample)):
+            for name, train in (
+                ("base", base.train_per_sample),
+                ("tree", mlp_lib.train_per_sample),
+            ):
                 model = start.copy()
                 began = time.perf_counter()
-                train(model, images[window], labels[window], epochs=1, schedule=row.schedule,
-                      progress=False)
+                train(
+                    model,
+                    images[window],
+                    labels[window],
+                    epochs=1,
+                    schedule=row.schedule,
+                    progress=False,
+                )
                 times[name].append((time.perf_counter() - began) / steps * 1e6)
                 final[name] = model
         ratio = statistics.median(b / t for b, t in zip(times["base"], times["tree"]))
-        print(f"{row_id}: base {statistics.median(times['base']):.1f} µs/step, working tree "
-              f"{statistics.median(times['tree']):.1f} µs/step, speed-up {ratio:.3f}×; "
-              f"bit-identical: {_same(final['base'], final['tree'])}")
+        print(
+            f"{row_id}: base {statistics.median(times['base']):.1f} µs/step, working tree "
+            f"{statistics.median(times['tree']):.1f} µs/step, speed-up {ratio:.3f}×; "
+            f"bit-identical: {_same(final['base'], final['tree'])}"
+        )
 
 
 def _minibatch_digest(lib):
@@ -104,11 +121,15 @@ def _minibatch_digest(lib):
         sizes = (784, 64, 32, 10) if len(rung.layer_sizes) == 5 else (784, 64, 10)
         rung = replace(rung, epochs=2, layer_sizes=sizes)
         model = lib.MLP(sizes, "relu", "he", seed=0, dtype=np.float32)
-        history = lib.train_minibatch(model, images, labels, progress=False,
-                                      validation=(images[:500], labels[:500]),
-                                      **lib.beyond.rung_options(rung, len(images), 0))
-        for array in model.weights + model.biases + [history.losses,
-                                                     np.asarray(history.val_loss)]:
+        history = lib.train_minibatch(
+            model,
+            images,
+            labels,
+            progress=False,
+            validation=(images[:500], labels[:500]),
+            **lib.beyond.rung_options(rung, len(images), 0),
+        )
+        for array in model.weights + model.biases + [history.losses, np.asarray(history.val_loss)]:
             digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
 
@@ -119,19 +140,34 @@ def minibatch(base, rounds):
     images, labels = mlp_lib.load_mnist("train")
     images = images.astype(np.float32)
 
-    def plain(lib):                  # the bench's epoch: the report's net, plain SGD
+    def plain(lib):  # the bench's epoch: the report's net, plain SGD
         model = lib.MLP([784, 512, 256, 64, 10], "relu", "he", seed=0, dtype=np.float32)
-        lib.train_minibatch(model, images, labels, epochs=1, batch_size=128,
-                            schedule=lib.Constant(0.05), seed=0, progress=False)
+        lib.train_minibatch(
+            model,
+            images,
+            labels,
+            epochs=1,
+            batch_size=128,
+            schedule=lib.Constant(0.05),
+            seed=0,
+            progress=False,
+        )
 
-    def sprint(lib):                 # notebook 05's sprint, 2 of its epochs
+    def sprint(lib):  # notebook 05's sprint, 2 of its epochs
         rung = replace(lib.beyond.SPRINT, epochs=2)
         model = lib.MLP(rung.layer_sizes, "relu", "he", seed=0, dtype=np.float32)
-        lib.train_minibatch(model, images[:50000], labels[:50000], progress=False,
-                            **lib.beyond.rung_options(rung, 50000, 0))
+        lib.train_minibatch(
+            model,
+            images[:50000],
+            labels[:50000],
+            progress=False,
+            **lib.beyond.rung_options(rung, 50000, 0),
+        )
 
-    for label, run in (("one plain epoch (report's net, batch 128)", plain),
-                       ("two sprint epochs (784-1024-10, Nesterov, shifts)", sprint)):
+    for label, run in (
+        ("one plain epoch (report's net, batch 128)", plain),
+        ("two sprint epochs (784-1024-10, Nesterov, shifts)", sprint),
+    ):
         times = {"base": [], "tree": []}
         with threadpool_limits(2):
             for _ in range(rounds):
@@ -140,22 +176,34 @@ def minibatch(base, rounds):
                     run(lib)
                     times[name].append(time.perf_counter() - began)
         ratio = statistics.median(b / t for b, t in zip(times["base"], times["tree"]))
-        print(f"{label}, float32, 2 threads: base {statistics.median(times['base']):.2f} s, "
-              f"working tree {statistics.median(times['tree']):.2f} s, speed-up {ratio:.3f}×")
+        print(
+            f"{label}, float32, 2 threads: base {statistics.median(times['base']):.2f} s, "
+            f"working tree {statistics.median(times['tree']):.2f} s, speed-up {ratio:.3f}×"
+        )
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("revision", help="git revision to compare with (e.g. HEAD)")
-    parser.add_argument("--rows", nargs="+", default=["relu-he-const", "sigmoid-normal"],
-                        help="per-sample rows (default relu-he-const sigmoid-normal)")
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        default=["relu-he-const", "sigmoid-normal"],
+        help="per-sample rows (default relu-he-const sigmoid-normal)",
+    )
     parser.add_argument("--steps", type=int, default=10000, help="steps per timing (10000)")
     parser.add_argument("--rounds", type=int, default=5, help="alternations (5)")
-    parser.add_argument("--warmup", type=int, default=20000,
-                        help="steps trained before timing, so the weights are late-phase (20000)")
-    parser.add_argument("--minibatch", action="store_true",
-                        help="compare the mini-batch trainer instead")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=20000,
+        help="steps trained before timing, so the weights are late-phase (20000)",
+    )
+    parser.add_argument(
+        "--minibatch", action="store_true", help="compare the mini-batch trainer instead"
+    )
     args = parser.parse_args(argv)
     unknown = [row for row in args.rows if row not in mlp_lib.experiments.ROWS]
     if unknown:
@@ -164,8 +212,9 @@ def main(argv=None):
         try:
             base = load_revision(args.revision, into)
         except subprocess.CalledProcessError as error:
-            parser.error(f"cannot read mlp_lib at {args.revision!r}: "
-                         f"{error.stderr.decode().strip()}")
+            parser.error(
+                f"cannot read mlp_lib at {args.revision!r}: {error.stderr.decode().strip()}"
+            )
         print(f"base: mlp_lib at {args.revision}; working tree: {ROOT}")
         if args.minibatch:
             minibatch(base, args.rounds)

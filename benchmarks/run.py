@@ -61,9 +61,10 @@ PER_SAMPLE_ROWS = {"relu": "relu-he-const", "sigmoid": "sigmoid-normal"}
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "bench.json"
 
 
-def _timed(fn):
+def _timed(fn, *args, **kwargs):
+    """(seconds, result) of ``fn(*args, **kwargs)``."""
     start = time.perf_counter()
-    out = fn()
+    out = fn(*args, **kwargs)
     return time.perf_counter() - start, out
 
 
@@ -94,10 +95,14 @@ def torch_per_sample_fn(model, images, labels):
             for group in opt.param_groups:
                 group["lr"] = rates[step]
             opt.zero_grad()
-            loss_fn(net(x[step:step + 1]), y[step:step + 1]).backward()
+            loss_fn(net(x[step : step + 1]), y[step : step + 1]).backward()
             opt.step()
-        return [(lin.weight.detach().numpy().T, lin.bias.detach().numpy())
-                for lin in net if isinstance(lin, torch.nn.Linear)]
+        return [
+            (lin.weight.detach().numpy().T, lin.bias.detach().numpy())
+            for lin in net
+            if isinstance(lin, torch.nn.Linear)
+        ]
+
     return train, f"PyTorch {torch.__version__} per-sample SGD (float64)"
 
 
@@ -110,26 +115,37 @@ def per_sample_floor(model, images, labels, steps, schedule):
     with 16-unit hidden layers, where the arithmetic is negligible: the cost of
     the step's Python and numpy/scipy calls. Microseconds per step."""
     from mlp_lib.per_sample import _sparse_rows, csc_matvecs, csr_matvecs
+
     if csr_matvecs is None:
         return None
     ptr, columns, values = _sparse_rows(images[:steps], bias_column=model.layer_sizes[0])
     first = np.vstack((model.weights[0], model.biases[0][None, :]))
     flat, (n_rows, width) = first.reshape(-1), first.shape
-    delta = np.full(width, -1e-300)              # a step too small to move the weights
+    delta = np.full(width, -1e-300)  # a step too small to move the weights
     with threadpool_limits(1):
         start = time.perf_counter()
         for i in range(steps):
-            span = ptr[i:i + 2]
+            span = ptr[i : i + 2]
             z = np.zeros(width)
             csr_matvecs(1, n_rows, width, span, columns, values, flat, z)
             csc_matvecs(n_rows, 1, width, span, columns, values, delta, flat)
         kernels = (time.perf_counter() - start) / steps * 1e6
-    narrow = MLP([model.layer_sizes[0]] + [16] * (model.n_layers - 1) + [model.layer_sizes[-1]],
-                 model.activation, "he", seed=0)
-    seconds, _ = _timed(lambda: train_per_sample(narrow, images[:steps], labels[:steps],
-                                                  epochs=1, schedule=schedule, progress=False))
-    return {"first_layer_kernels_us": kernels, "narrow_net_us": seconds / steps * 1e6,
-            "floor_steps": steps}
+    narrow = MLP(
+        [model.layer_sizes[0]] + [16] * (model.n_layers - 1) + [model.layer_sizes[-1]],
+        model.activation,
+        "he",
+        seed=0,
+    )
+    seconds, _ = _timed(
+        lambda: train_per_sample(
+            narrow, images[:steps], labels[:steps], epochs=1, schedule=schedule, progress=False
+        )
+    )
+    return {
+        "first_layer_kernels_us": kernels,
+        "narrow_net_us": seconds / steps * 1e6,
+        "floor_steps": steps,
+    }
 
 
 def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
@@ -147,8 +163,9 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
         print(f"\n## 1. Per-sample SGD, {row_id} ({activation}, {row.layer_sizes}, float64)")
         # the same maths: `steps` steps from the same weights
         ours = start.copy()
-        train_per_sample(ours, images[:steps], labels[:steps], epochs=1,
-                         schedule=row.schedule, progress=False)
+        train_per_sample(
+            ours, images[:steps], labels[:steps], epochs=1, schedule=row.schedule, progress=False
+        )
         theirs = report_weights(start)
         with threadpool_limits(1):
             report_train(theirs, images[:steps], onehot[:steps], rates[:steps], activation)
@@ -157,16 +174,24 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
         torch_diff = None
         if torch_train is not None:
             peer = torch_train[0](rates[:steps].tolist(), steps, 1)
-            torch_diff = max(max(np.abs(w - pw).max(), np.abs(b - pb).max())
-                             for (pw, pb), w, b in zip(peer, ours.weights, ours.biases))
+            torch_diff = max(
+                max(np.abs(w - pw).max(), np.abs(b - pb).max())
+                for (pw, pb), w, b in zip(peer, ours.weights, ours.biases)
+            )
         times = {"engine": [], "report": [], "torch": [], "kernels": [], "narrow": []}
         floor_steps = min(3 * steps, n_train)
         best_threads = {"report": [], "torch": []}
         for _ in range(repeats):
             model = start.copy()
-            seconds, history = _timed(lambda: train_per_sample(
-                model, images[:n_train], labels[:n_train], epochs=epochs,
-                schedule=row.schedule, progress=False))
+            seconds, history = _timed(
+                train_per_sample,
+                model,
+                images[:n_train],
+                labels[:n_train],
+                epochs=epochs,
+                schedule=row.schedule,
+                progress=False,
+            )
             times["engine"].append(seconds / history.steps * 1e6)
             floor = per_sample_floor(model, images, labels, floor_steps, row.schedule)
             if floor is not None:
@@ -176,9 +201,17 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
             report_round = {}
             for t in thread_options:
                 with threadpool_limits(t):
-                    costs = [_timed(lambda: report_train(report_weights(m), images[:steps],
-                                                         onehot[:steps], r, activation))[0]
-                             for m, r in ((start, rates[:steps]), (model, window))]
+                    costs = [
+                        _timed(
+                            report_train,
+                            report_weights(m),
+                            images[:steps],
+                            onehot[:steps],
+                            r,
+                            activation,
+                        )[0]
+                        for m, r in ((start, rates[:steps]), (model, window))
+                    ]
                 report_round[t] = sum(costs) / (2 * steps) * 1e6
             best = min(report_round, key=report_round.get)
             times["report"].append(report_round[best])
@@ -186,44 +219,68 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
             if torch_train is not None:
                 torch_round = {}
                 for t in thread_options:
-                    torch_round[t] = _timed(lambda: torch_train[0](rates[:steps].tolist(),
-                                                                   steps, t))[0] / steps * 1e6
+                    torch_round[t] = (
+                        _timed(torch_train[0], rates[:steps].tolist(), steps, t)[0] / steps * 1e6
+                    )
                 best = min(torch_round, key=torch_round.get)
                 times["torch"].append(torch_round[best])
                 best_threads["torch"].append(best)
         engine = statistics.median(times["engine"])
-        result = {"row": row_id, "activation": activation, "steps_engine": epochs * n_train,
-                  "steps_baselines": steps, "rounds": repeats,
-                  "engine_us": engine, "report_us": statistics.median(times["report"]),
-                  "speedup_report": statistics.median(
-                      r / e for r, e in zip(times["report"], times["engine"])),
-                  "report_threads": best_threads["report"], "max_diff_report": diff,
-                  "times": times}
+        result = {
+            "row": row_id,
+            "activation": activation,
+            "steps_engine": epochs * n_train,
+            "steps_baselines": steps,
+            "rounds": repeats,
+            "engine_us": engine,
+            "report_us": statistics.median(times["report"]),
+            "speedup_report": statistics.median(
+                r / e for r, e in zip(times["report"], times["engine"])
+            ),
+            "report_threads": best_threads["report"],
+            "max_diff_report": diff,
+            "times": times,
+        }
         if times["kernels"]:
-            result.update(first_layer_kernels_us=statistics.median(times["kernels"]),
-                          narrow_net_us=statistics.median(times["narrow"]),
-                          floor_steps=floor_steps)
+            result.update(
+                first_layer_kernels_us=statistics.median(times["kernels"]),
+                narrow_net_us=statistics.median(times["narrow"]),
+                floor_steps=floor_steps,
+            )
         if torch_train is not None:
-            result.update(torch_name=torch_train[1], torch_us=statistics.median(times["torch"]),
-                          speedup_torch=statistics.median(
-                              t / e for t, e in zip(times["torch"], times["engine"])),
-                          torch_threads=best_threads["torch"], max_diff_torch=torch_diff)
+            result.update(
+                torch_name=torch_train[1],
+                torch_us=statistics.median(times["torch"]),
+                speedup_torch=statistics.median(
+                    t / e for t, e in zip(times["torch"], times["engine"])
+                ),
+                torch_threads=best_threads["torch"],
+                max_diff_torch=torch_diff,
+            )
         print("| implementation | µs/step (median) | speed-up of mlp_lib |\n|---|---|---|")
-        print(f"| the report's loop ({result['report_threads']} BLAS threads per round) | "
-              f"{result['report_us']:.0f} | {result['speedup_report']:.1f}× |")
+        print(
+            f"| the report's loop ({result['report_threads']} BLAS threads per round) | "
+            f"{result['report_us']:.0f} | {result['speedup_report']:.1f}× |"
+        )
         if torch_train is not None:
-            print(f"| {result['torch_name']} ({result['torch_threads']} threads) | "
-                  f"{result['torch_us']:.0f} | {result['speedup_torch']:.1f}× |")
+            print(
+                f"| {result['torch_name']} ({result['torch_threads']} threads) | "
+                f"{result['torch_us']:.0f} | {result['speedup_torch']:.1f}× |"
+            )
         else:
             print("| PyTorch per-sample SGD | skipped (not installed: pip install -e .[bench]) | |")
         print(f"| mlp_lib.train_per_sample, {epochs * n_train:,} steps | {engine:.0f} | 1.0× |")
         if "first_layer_kernels_us" in result:
-            print(f"where a step's time goes: layer 1's two sparse kernels alone "
-                  f"{result['first_layer_kernels_us']:.0f} µs; the whole step on 16-unit "
-                  f"hidden layers (the calls' cost) {result['narrow_net_us']:.0f} µs; "
-                  f"20× the report's loop needs ≤ {result['report_us'] / 20:.0f} µs")
-        print(f"max |weight difference| after {steps} steps from the same weights: report's "
-              f"loop {diff:.1e}" + ("" if torch_diff is None else f", PyTorch {torch_diff:.1e}"))
+            print(
+                f"where a step's time goes: layer 1's two sparse kernels alone "
+                f"{result['first_layer_kernels_us']:.0f} µs; the whole step on 16-unit "
+                f"hidden layers (the calls' cost) {result['narrow_net_us']:.0f} µs; "
+                f"20× the report's loop needs ≤ {result['report_us'] / 20:.0f} µs"
+            )
+        print(
+            f"max |weight difference| after {steps} steps from the same weights: report's "
+            f"loop {diff:.1e}" + ("" if torch_diff is None else f", PyTorch {torch_diff:.1e}")
+        )
         out[activation] = result
     return out
 
@@ -234,11 +291,11 @@ def matmul_peak():
     a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
     seconds = []
     for product in (lambda: a @ a, lambda: sgemm(1.0, a.T, a.T)):
-        product()                                    # warm up the thread pool
+        product()  # warm up the thread pool
         start = time.perf_counter()
         product()
         seconds.append(time.perf_counter() - start)
-    return 2 * 2048 ** 3 / min(seconds) / 1e9
+    return 2 * 2048**3 / min(seconds) / 1e9
 
 
 def epoch_flops(n_samples, sizes=FOUR):
@@ -269,6 +326,7 @@ def products_epoch_fn(n_samples, batch=128, sizes=FOUR):
                 if layer:
                     matmul(deltas[layer][:rows], model.weights[layer].T)
                 add_product(model.weights[layer], inputs[layer][:rows], steps[layer][:rows])
+
     return epoch
 
 
@@ -291,10 +349,11 @@ def torch_epoch_fn(x32, labels, threads):
         loss_fn = torch.nn.CrossEntropyLoss()
         order = torch.randperm(len(tx))
         for start in range(0, len(tx), 128):
-            rows = order[start:start + 128]
+            rows = order[start : start + 128]
             opt.zero_grad(set_to_none=True)
             loss_fn(net(tx[rows]), ty[rows]).backward()
             opt.step()
+
     return epoch, f"PyTorch {torch.__version__} CPU"
 
 
@@ -307,30 +366,53 @@ def sklearn_epoch_fn(x32, labels):
         return None, "scikit-learn MLPClassifier"
 
     def epoch():
-        clf = MLPClassifier(hidden_layer_sizes=FOUR[1:-1], activation="relu",
-                            solver="sgd", batch_size=128, learning_rate_init=0.05,
-                            momentum=0.0, max_iter=1, shuffle=True, random_state=0,
-                            alpha=0.0)
+        clf = MLPClassifier(
+            hidden_layer_sizes=FOUR[1:-1],
+            activation="relu",
+            solver="sgd",
+            batch_size=128,
+            learning_rate_init=0.05,
+            momentum=0.0,
+            max_iter=1,
+            shuffle=True,
+            random_state=0,
+            alpha=0.0,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf.fit(x32, labels)
+
     return epoch, f"scikit-learn {sklearn.__version__} MLPClassifier"
 
 
 def minibatch(images, labels, repeats, threads):
-    print(f"\n## 2. Mini-batch SGD (batch 128, 784-512-256-64-10 ReLU, float32, 1 epoch, "
-          f"{threads} threads)")
+    print(
+        f"\n## 2. Mini-batch SGD (batch 128, 784-512-256-64-10 ReLU, float32, 1 epoch, "
+        f"{threads} threads)"
+    )
     x32 = images.astype(np.float32)
 
     def ours():
         model = MLP(FOUR, "relu", "he", seed=0, dtype=np.float32)
-        train_minibatch(model, x32, labels, epochs=1, batch_size=128,
-                        schedule=Constant(0.05), seed=0, progress=False)
+        train_minibatch(
+            model,
+            x32,
+            labels,
+            epochs=1,
+            batch_size=128,
+            schedule=Constant(0.05),
+            seed=0,
+            progress=False,
+        )
+
     torch_epoch, torch_name = torch_epoch_fn(x32, labels, threads)
     sklearn_epoch, sklearn_name = sklearn_epoch_fn(x32, labels)
-    contenders = [("mlp_lib.train_minibatch", ours), (torch_name, torch_epoch),
-                  (sklearn_name, sklearn_epoch),
-                  (PRODUCTS, products_epoch_fn(len(images)))]
+    contenders = [
+        ("mlp_lib.train_minibatch", ours),
+        (torch_name, torch_epoch),
+        (sklearn_name, sklearn_epoch),
+        (PRODUCTS, products_epoch_fn(len(images))),
+    ]
     # Round robin: each round times the peak and every contender once, so a
     # slow phase of this shared machine hits all of them alike; ratios are
     # medians of the per-round ratios.
@@ -341,18 +423,22 @@ def minibatch(images, labels, repeats, threads):
             peaks.append(matmul_peak())
             for name, epoch in contenders:
                 if epoch is not None:
-                    time.sleep(1.0)                  # let the last one's threads go idle
+                    time.sleep(1.0)  # let the last one's threads go idle
                     start = time.perf_counter()
                     epoch()
                     times[name].append(time.perf_counter() - start)
     flops = epoch_flops(len(images))
     ours_times = times["mlp_lib.train_minibatch"]
     peak = statistics.median(peaks)
-    print(f"matmul peak (2048×2048 float32, {threads} threads, best of numpy's and scipy's "
-          f"BLAS): median {peak:.1f} GFLOP/s over {repeats} rounds "
-          f"({min(peaks):.0f}–{max(peaks):.0f})")
-    print("| implementation | s/epoch (median) | its time / mlp_lib's | GFLOP/s | "
-          "% of peak (median) | % of peak (best round) |")
+    print(
+        f"matmul peak (2048×2048 float32, {threads} threads, best of numpy's and scipy's "
+        f"BLAS): median {peak:.1f} GFLOP/s over {repeats} rounds "
+        f"({min(peaks):.0f}–{max(peaks):.0f})"
+    )
+    print(
+        "| implementation | s/epoch (median) | its time / mlp_lib's | GFLOP/s | "
+        "% of peak (median) | % of peak (best round) |"
+    )
     print("|---|---|---|---|---|---|")
     result = {"peak": peak, "peaks": peaks, "threads": threads, "gflop_per_epoch": flops / 1e9}
     for name, epoch in contenders:
@@ -363,27 +449,37 @@ def minibatch(images, labels, repeats, threads):
         ratio = statistics.median(t / o for t, o in zip(times[name], ours_times))
         shares = [flops / t / 1e9 / p for t, p in zip(times[name], peaks)]
         share = statistics.median(shares)
-        print(f"| {name} | {seconds:.2f} | {ratio:.2f}× | {flops / seconds / 1e9:.1f} | "
-              f"{100 * share:.0f}% | {100 * max(shares):.0f}% |")
-        result[name] = {"seconds": seconds, "ratio": ratio, "share_of_peak": share,
-                        "gflops": flops / seconds / 1e9, "times": times[name],
-                        "best_share_of_peak": max(shares)}
-    print(f"\nThe last row replays an epoch's gemm calls (same shapes and layouts, "
-          f"{flops / 1e9:.1f} GFLOP) without the element-wise work: "
-          f"no implementation on this BLAS gets above it.")
+        print(
+            f"| {name} | {seconds:.2f} | {ratio:.2f}× | {flops / seconds / 1e9:.1f} | "
+            f"{100 * share:.0f}% | {100 * max(shares):.0f}% |"
+        )
+        result[name] = {
+            "seconds": seconds,
+            "ratio": ratio,
+            "share_of_peak": share,
+            "gflops": flops / seconds / 1e9,
+            "times": times[name],
+            "best_share_of_peak": max(shares),
+        }
+    print(
+        f"\nThe last row replays an epoch's gemm calls (same shapes and layouts, "
+        f"{flops / 1e9:.1f} GFLOP) without the element-wise work: "
+        f"no implementation on this BLAS gets above it."
+    )
     return result
 
 
 def reproduction(processes):
     print("\n## 3. Reproduction throughput: all the report's rows × 5 seeds")
     start = time.perf_counter()
-    results = experiments.run_many(list(experiments.ROWS), experiments.SEEDS,
-                                   processes=processes)
+    results = experiments.run_many(list(experiments.ROWS), experiments.SEEDS, processes=processes)
     wall = time.perf_counter() - start
     busy = sum(r.seconds for r in results)
     processes = processes or os.cpu_count()
-    print(f"{len(results)} runs in {wall / 60:.1f} min wall ({busy / 60:.1f} min of run time, "
-          f"{processes} processes)")
+    print(
+        f"{len(results)} runs in {wall / 60:.1f} min wall ({busy / 60:.1f} min of run time, "
+        f"{processes} processes)"
+    )
     return {"runs": len(results), "wall_s": wall, "run_time_s": busy, "processes": processes}
 
 
@@ -398,6 +494,7 @@ def serve_latency(requests=1000):
 
     from mlp_lib import MLP
     from mlp_lib.serve import ModelStore, make_server
+
     store = ModelStore()
     store.add("relu-he-const", MLP(FOUR, "relu", "he", seed=0))
     server = make_server(store, port=0)
@@ -406,10 +503,14 @@ def serve_latency(requests=1000):
     ImageDraw.Draw(drawing).line([(70, 50), (210, 50), (120, 240)], fill=255, width=20)
     buffer = io.BytesIO()
     drawing.save(buffer, format="PNG")
-    bodies = {"image (280x280 PNG)": {"image": "data:image/png;base64,"
-                                      + base64.b64encode(buffer.getvalue()).decode()},
-              "pixels (784 prepared)": {"pixels": (np.asarray(drawing.resize((28, 28)))
-                                                   / 255).ravel().tolist()}}
+    bodies = {
+        "image (280x280 PNG)": {
+            "image": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        },
+        "pixels (784 prepared)": {
+            "pixels": (np.asarray(drawing.resize((28, 28))) / 255).ravel().tolist()
+        },
+    }
     out = {}
     connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
     for name, body in bodies.items():
@@ -417,17 +518,24 @@ def serve_latency(requests=1000):
         times = []
         for _ in range(requests):
             start = time.perf_counter()
-            connection.request("POST", "/api/predict", body=payload,
-                               headers={"Content-Type": "application/json"})
+            connection.request(
+                "POST", "/api/predict", body=payload, headers={"Content-Type": "application/json"}
+            )
             response = connection.getresponse()
             response.read()
             times.append(time.perf_counter() - start)
             assert response.status == 200
         ms = np.array(times) * 1e3
-        out[name] = {"requests": requests, "p50_ms": float(np.percentile(ms, 50)),
-                     "p95_ms": float(np.percentile(ms, 95)), "mean_ms": float(ms.mean())}
-        print(f"serve, {name}: p50 {out[name]['p50_ms']:.1f} ms, p95 "
-              f"{out[name]['p95_ms']:.1f} ms over {requests} requests")
+        out[name] = {
+            "requests": requests,
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)),
+            "mean_ms": float(ms.mean()),
+        }
+        print(
+            f"serve, {name}: p50 {out[name]['p50_ms']:.1f} ms, p95 "
+            f"{out[name]['p95_ms']:.1f} ms over {requests} requests"
+        )
     connection.close()
     server.shutdown()
     server.server_close()
@@ -435,29 +543,48 @@ def serve_latency(requests=1000):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1000,
-                        help="baseline steps per timing window in part 1 (1000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--steps", type=int, default=1000, help="baseline steps per timing window in part 1 (1000)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="rounds of part 2 (5)")
-    parser.add_argument("--per-sample-rounds", type=int, default=3,
-                        help="rounds of part 1 (3; each trains two whole rows)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="threads for the mini-batch part (all cores)")
-    parser.add_argument("--reproduction", action="store_true",
-                        help="also time all rows × 5 seeds (about 10 minutes)")
+    parser.add_argument(
+        "--per-sample-rounds",
+        type=int,
+        default=3,
+        help="rounds of part 1 (3; each trains two whole rows)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="threads for the mini-batch part (all cores)",
+    )
+    parser.add_argument(
+        "--reproduction",
+        action="store_true",
+        help="also time all rows × 5 seeds (about 10 minutes)",
+    )
     parser.add_argument("--skip-per-sample", action="store_true")
     parser.add_argument("--skip-minibatch", action="store_true")
     parser.add_argument("--skip-serve", action="store_true")
-    parser.add_argument("--output", type=Path, default=RESULTS,
-                        help=f"results file (default {RESULTS.relative_to(RESULTS.parents[1])})")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=RESULTS,
+        help=f"results file (default {RESULTS.relative_to(RESULTS.parents[1])})",
+    )
     args = parser.parse_args(argv)
     record = {"provenance": provenance("python3 tasks.py bench " + " ".join(argv or sys.argv[1:]))}
     made = record["provenance"]
-    print(f"# mlp_lib benchmarks\n\nmachine: {made['cpu']}, {made['cores']} cores, Python "
-          f"{made['python']}, numpy {made['numpy']}, scipy {made['scipy']}, BLAS: "
-          f"{', '.join(made['blas'])}; commit {made['commit']}"
-          + (" (uncommitted changes)" if made["dirty"] else ""))
+    print(
+        f"# mlp_lib benchmarks\n\nmachine: {made['cpu']}, {made['cores']} cores, Python "
+        f"{made['python']}, numpy {made['numpy']}, scipy {made['scipy']}, BLAS: "
+        f"{', '.join(made['blas'])}; commit {made['commit']}"
+        + (" (uncommitted changes)" if made["dirty"] else "")
+    )
     images, labels = load_mnist("train")
     if not args.skip_per_sample:
         record["per_sample"] = per_sample(images, labels, args.steps, args.per_sample_rounds)

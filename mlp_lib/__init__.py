@@ -25,12 +25,32 @@ from .model import MLP
 from .schedules import Constant, LinearDecay
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .estimator import MLPClassifier
-from .train import (DivergenceError, History, TrainingInterrupted, evaluate, train_minibatch,
-                    train_per_sample)
+from .train import (
+    DivergenceError,
+    History,
+    TrainingInterrupted,
+    evaluate,
+    train_minibatch,
+    train_per_sample,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["load_mnist", "DataError", "MLP", "Constant", "LinearDecay", "History",
-           "DivergenceError", "TrainingInterrupted", "train_per_sample", "train_minibatch",
-           "evaluate", "MLPClassifier", "save_checkpoint", "load_checkpoint",
-           "CheckpointError", "__version__"]
+__all__ = [
+    "load_mnist",
+    "DataError",
+    "MLP",
+    "Constant",
+    "LinearDecay",
+    "History",
+    "DivergenceError",
+    "TrainingInterrupted",
+    "train_per_sample",
+    "train_minibatch",
+    "evaluate",
+    "MLPClassifier",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
+    "__version__",
+]

@@ -61,8 +61,9 @@ def add_product(weights, inputs, step, keep=1.0):
     # Wᵀ ← β Wᵀ + Sᵀ A, with Wᵀ the Fortran-ordered view of the C-ordered W
     a, trans_a = _operand(step, True)
     b, trans_b = _operand(inputs, False)
-    GEMM[weights.dtype](1.0, a, b, beta=keep, c=weights.T, trans_a=trans_a,
-                        trans_b=trans_b, overwrite_c=1)
+    GEMM[weights.dtype](
+        1.0, a, b, beta=keep, c=weights.T, trans_a=trans_a, trans_b=trans_b, overwrite_c=1
+    )
 
 
 _ZEROS = {}
@@ -81,7 +82,7 @@ def zeros_like(array):
         flat = np.zeros(max(array.size, 2**16), array.dtype)
         flat.flags.writeable = False
         _ZEROS[array.dtype] = flat
-    return flat[:array.size].reshape(array.shape)
+    return flat[: array.size].reshape(array.shape)
 
 
 def sparse_kernels():
@@ -90,12 +91,13 @@ def sparse_kernels():
     per-sample engine expects on a 2×2 example; else ``(None, None)``."""
     try:
         from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
+
         span, column, value = np.array([0, 1]), np.array([1]), np.array([2.0])
         matrix, row = np.array([[1.0, 1.0], [3.0, 4.0]]), np.zeros(2)
         csr_matvecs(1, 2, 2, span, column, value, matrix.reshape(-1), row)  # row = 2 m_1
         csc_matvecs(2, 1, 2, span, column, value, row, matrix.reshape(-1))  # m_1 += 2 row
-    except Exception:   # pragma: no cover - missing or changed: gather rows instead
+    except Exception:  # pragma: no cover - missing or changed: gather rows instead
         return None, None
     if row.tolist() == [6.0, 8.0] and matrix.tolist() == [[1.0, 1.0], [15.0, 20.0]]:
         return csr_matvecs, csc_matvecs
-    return None, None   # pragma: no cover
+    return None, None  # pragma: no cover

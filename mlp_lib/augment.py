@@ -37,7 +37,7 @@ __all__ = ["distort", "gaussian_matrix"]
 _SIDE = 28
 _CENTRE = (_SIDE - 1) / 2
 _ROWS, _COLS = np.mgrid[0:_SIDE, 0:_SIDE] - _CENTRE
-_PADDED = _SIDE + 2           # one zero row/column on each side
+_PADDED = _SIDE + 2  # one zero row/column on each side
 
 
 def gaussian_matrix(sigma, size=_SIDE, truncate=4.0):
@@ -90,8 +90,15 @@ def _index(floored, offset):
     return (np.clip(floored, -offset, _PADDED - 1 - offset) + offset).astype(np.int32)
 
 
-def distort(images, rng, max_shift=2.0, max_rotation=10.0, max_scale=0.1,
-            elastic_alpha=0.0, elastic_sigma=4.0):
+def distort(
+    images,
+    rng,
+    max_shift=2.0,
+    max_rotation=10.0,
+    max_scale=0.1,
+    elastic_alpha=0.0,
+    elastic_sigma=4.0,
+):
     """Randomly distorted copies of ``images`` (N, 784, floats), dtype kept.
 
     Parameters
@@ -113,8 +120,7 @@ def distort(images, rng, max_shift=2.0, max_rotation=10.0, max_scale=0.1,
         raise ValueError(f"images must have shape (N, 784), got {images.shape}")
     if images.dtype.kind != "f":
         # interpolated values are fractions: an integer result would truncate them
-        raise TypeError(f"distort needs float images (e.g. pixels / 255), got dtype "
-                        f"{images.dtype}")
+        raise TypeError(f"distort needs float images (e.g. pixels / 255), got dtype {images.dtype}")
     n = len(images)
     angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation, n))[:, None, None]
     scale = rng.uniform(1 - max_scale, 1 + max_scale, n)[:, None, None]
@@ -126,6 +132,6 @@ def distort(images, rng, max_shift=2.0, max_rotation=10.0, max_scale=0.1,
         smooth = gaussian_matrix(elastic_sigma)
         for grid in (rows, cols):
             field = rng.uniform(-1, 1, (n, _SIDE, _SIDE))
-            grid += elastic_alpha * (smooth @ field @ smooth.T)       # α (G_σ * U)
+            grid += elastic_alpha * (smooth @ field @ smooth.T)  # α (G_σ * U)
     out = _bilinear(images.reshape(n, _SIDE, _SIDE), rows, cols)
     return out.reshape(n, _SIDE * _SIDE).astype(images.dtype, copy=False)

@@ -20,11 +20,21 @@ from .optim import SGD, Adam
 from .provenance import provenance
 from .schedules import Constant, Cosine
 
-__all__ = ["Rung", "RungResult", "LADDER", "SPRINT", "ELASTIC", "run_rung", "rung_options",
-           "split", "fingerprint",
-           "save_rung_results", "load_rung_results"]
+__all__ = [
+    "Rung",
+    "RungResult",
+    "LADDER",
+    "SPRINT",
+    "ELASTIC",
+    "run_rung",
+    "rung_options",
+    "split",
+    "fingerprint",
+    "save_rung_results",
+    "load_rung_results",
+]
 
-N_TRAIN = 50000   # the rest of the 60,000 is the validation split
+N_TRAIN = 50000  # the rest of the 60,000 is the validation split
 
 
 @dataclass(frozen=True)
@@ -36,18 +46,18 @@ class Rung:
     layer_sizes: tuple = (784, 512, 256, 64, 10)
     epochs: int = 10
     batch_size: int = 128
-    optimizer: str = "sgd"          # sgd | nesterov | adam
+    optimizer: str = "sgd"  # sgd | nesterov | adam
     lr: float = 0.1
-    cosine: bool = False            # cosine decay, warm-up: 1 epoch (at most 1/5 of training)
+    cosine: bool = False  # cosine decay, warm-up: 1 epoch (at most 1/5 of training)
     dropout: float = 0.0
     input_dropout: float = 0.0
     weight_decay: float = 0.0
     max_norm: float | None = None
-    shift: float = 0.0              # augmentation: max shift (pixels)
-    rotation: float = 0.0           # augmentation: max rotation (degrees)
-    scale: float = 0.0              # augmentation: max relative scale change
-    elastic: float = 0.0            # augmentation: elastic alpha (sigma 4)
-    seeds: tuple = (0,)             # the notebook's seeds (3 for the final rungs)
+    shift: float = 0.0  # augmentation: max shift (pixels)
+    rotation: float = 0.0  # augmentation: max rotation (degrees)
+    scale: float = 0.0  # augmentation: max relative scale change
+    elastic: float = 0.0  # augmentation: elastic alpha (sigma 4)
+    seeds: tuple = (0,)  # the notebook's seeds (3 for the final rungs)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -78,8 +88,11 @@ def split(dtype=np.float32, dataset="mnist"):
 
 
 def _optimizer(rung):
-    return {"sgd": lambda: SGD(), "nesterov": lambda: SGD(0.9, nesterov=True),
-            "adam": lambda: Adam()}[rung.optimizer]()
+    return {
+        "sgd": lambda: SGD(),
+        "nesterov": lambda: SGD(0.9, nesterov=True),
+        "adam": lambda: Adam(),
+    }[rung.optimizer]()
 
 
 def rung_options(rung, n_train, seed):
@@ -88,16 +101,29 @@ def rung_options(rung, n_train, seed):
     augmentation (no validation set)."""
     per_epoch = -(-n_train // rung.batch_size)
     steps = rung.epochs * per_epoch
-    schedule = (Cosine(rung.lr, steps, warmup=min(per_epoch, steps // 5)) if rung.cosine
-                else Constant(rung.lr))
+    schedule = (
+        Cosine(rung.lr, steps, warmup=min(per_epoch, steps // 5))
+        if rung.cosine
+        else Constant(rung.lr)
+    )
     augment = None
     if rung.augmented:
+
         def augment(batch, rng):
             return distort(batch, rng, rung.shift, rung.rotation, rung.scale, rung.elastic)
-    return dict(epochs=rung.epochs, batch_size=rung.batch_size, schedule=schedule, seed=seed,
-                optimizer=_optimizer(rung), weight_decay=rung.weight_decay,
-                dropout=rung.dropout, input_dropout=rung.input_dropout,
-                max_norm=rung.max_norm, augment=augment)
+
+    return dict(
+        epochs=rung.epochs,
+        batch_size=rung.batch_size,
+        schedule=schedule,
+        seed=seed,
+        optimizer=_optimizer(rung),
+        weight_decay=rung.weight_decay,
+        dropout=rung.dropout,
+        input_dropout=rung.input_dropout,
+        max_norm=rung.max_norm,
+        augment=augment,
+    )
 
 
 def _setup(rung, seed, dtype, dataset="mnist"):
@@ -109,8 +135,7 @@ def _setup(rung, seed, dtype, dataset="mnist"):
     return model, x, y, options
 
 
-def run_rung(rung: Rung, seed=0, keep_model=False, epochs=None, progress=None,
-             dataset="mnist"):
+def run_rung(rung: Rung, seed=0, keep_model=False, epochs=None, progress=None, dataset="mnist"):
     """Train ``rung`` from scratch (float32, ReLU, He init) on ``dataset`` and
     test it once.
 
@@ -123,9 +148,19 @@ def run_rung(rung: Rung, seed=0, keep_model=False, epochs=None, progress=None,
     history = train_minibatch(model, x, y, progress=progress, **options)
     seconds = time.perf_counter() - start
     test_loss, test_accuracy = evaluate(model, *load_dataset(dataset, "test", dtype=np.float32))
-    return RungResult(rung.name, seed, test_accuracy, test_loss, history.epoch_loss,
-                      history.val_loss, history.val_accuracy, seconds, history.best_epoch,
-                      model if keep_model else None, dataset)
+    return RungResult(
+        rung.name,
+        seed,
+        test_accuracy,
+        test_loss,
+        history.epoch_loss,
+        history.val_loss,
+        history.val_accuracy,
+        seconds,
+        history.best_epoch,
+        model if keep_model else None,
+        dataset,
+    )
 
 
 def fingerprint(rungs, steps=100):
@@ -139,8 +174,9 @@ def fingerprint(rungs, steps=100):
         model, x, y, options = _setup(rung, 0, np.float64)
         options.update(validation=None)
         losses = train_minibatch(model, x, y, max_steps=steps, progress=False, **options).losses
-        lines.append(f"{rung.name}: {losses[0]:.6g} {losses[1:10].mean():.6g} "
-                     f"{losses[-10:].mean():.6g}")
+        lines.append(
+            f"{rung.name}: {losses[0]:.6g} {losses[1:10].mean():.6g} {losses[-10:].mean():.6g}"
+        )
     return "\n".join(lines)
 
 
@@ -156,40 +192,93 @@ def load_rung_results(path):
     """Read what ``save_rung_results`` wrote."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no saved results; execute notebook 05 first "
-                                f"(python3 tasks.py reproduce 05)")
+        raise FileNotFoundError(
+            f"{path}: no saved results; execute notebook 05 first (python3 tasks.py reproduce 05)"
+        )
     return [RungResult(**r) for r in json.loads(path.read_text())["runs"]]
 
 
 LADDER = [
-    Rung("mini-batch SGD", "the report's best net, batches of 128, shuffled, rate 0.1",
-         lr=0.1, epochs=10),
-    Rung("+ Nesterov, cosine", "Nesterov momentum 0.9, cosine decay with warm-up",
-         optimizer="nesterov", lr=0.05, cosine=True, epochs=10),
-    Rung("+ wider (2×1024)", "784-1024-1024-10, 13 epochs",
-         layer_sizes=(784, 1024, 1024, 10), optimizer="nesterov", lr=0.05, cosine=True,
-         epochs=13),
-    Rung("+ dropout, max-norm", "dropout 0.3 on hidden units, max-norm 3.5, 30 epochs",
-         layer_sizes=(784, 1024, 1024, 10), optimizer="nesterov", lr=0.1, cosine=True,
-         dropout=0.3, max_norm=3.5, epochs=30),
-    Rung("+ affine augmentation", "random shifts ±2 px, rotations ±10°, scale ±10%, "
-         "70 epochs",
-         layer_sizes=(784, 1024, 1024, 10), optimizer="nesterov", lr=0.1, cosine=True,
-         dropout=0.3, max_norm=3.5, shift=2, rotation=10, scale=0.1, epochs=70,
-         seeds=(0, 1, 2)),
+    Rung(
+        "mini-batch SGD",
+        "the report's best net, batches of 128, shuffled, rate 0.1",
+        lr=0.1,
+        epochs=10,
+    ),
+    Rung(
+        "+ Nesterov, cosine",
+        "Nesterov momentum 0.9, cosine decay with warm-up",
+        optimizer="nesterov",
+        lr=0.05,
+        cosine=True,
+        epochs=10,
+    ),
+    Rung(
+        "+ wider (2×1024)",
+        "784-1024-1024-10, 13 epochs",
+        layer_sizes=(784, 1024, 1024, 10),
+        optimizer="nesterov",
+        lr=0.05,
+        cosine=True,
+        epochs=13,
+    ),
+    Rung(
+        "+ dropout, max-norm",
+        "dropout 0.3 on hidden units, max-norm 3.5, 30 epochs",
+        layer_sizes=(784, 1024, 1024, 10),
+        optimizer="nesterov",
+        lr=0.1,
+        cosine=True,
+        dropout=0.3,
+        max_norm=3.5,
+        epochs=30,
+    ),
+    Rung(
+        "+ affine augmentation",
+        "random shifts ±2 px, rotations ±10°, scale ±10%, 70 epochs",
+        layer_sizes=(784, 1024, 1024, 10),
+        optimizer="nesterov",
+        lr=0.1,
+        cosine=True,
+        dropout=0.3,
+        max_norm=3.5,
+        shift=2,
+        rotation=10,
+        scale=0.1,
+        epochs=70,
+        seeds=(0, 1, 2),
+    ),
 ]
 
 # Not a step of the ladder: the cheapest configuration found (on the validation
 # split) for the 60-second target, and a long run with elastic distortions for
 # the 30-minute one.
-SPRINT = Rung("60-second sprint", "784-1024-10, Nesterov, cosine, shifts ±2 px, 15 epochs",
-              layer_sizes=(784, 1024, 10), optimizer="nesterov", lr=0.1, cosine=True,
-              shift=2, epochs=15, seeds=(0, 1, 2))
-ELASTIC = Rung("+ elastic distortions", "the affine rung plus elastic distortions "
-               "(α = 34, σ = 4), 180 epochs",
-               layer_sizes=(784, 1024, 1024, 10), optimizer="nesterov", lr=0.1, cosine=True,
-               dropout=0.3, max_norm=3.5, shift=2, rotation=10, scale=0.1, elastic=34,
-               epochs=180)
+SPRINT = Rung(
+    "60-second sprint",
+    "784-1024-10, Nesterov, cosine, shifts ±2 px, 15 epochs",
+    layer_sizes=(784, 1024, 10),
+    optimizer="nesterov",
+    lr=0.1,
+    cosine=True,
+    shift=2,
+    epochs=15,
+    seeds=(0, 1, 2),
+)
+ELASTIC = Rung(
+    "+ elastic distortions",
+    "the affine rung plus elastic distortions (α = 34, σ = 4), 180 epochs",
+    layer_sizes=(784, 1024, 1024, 10),
+    optimizer="nesterov",
+    lr=0.1,
+    cosine=True,
+    dropout=0.3,
+    max_norm=3.5,
+    shift=2,
+    rotation=10,
+    scale=0.1,
+    elastic=34,
+    epochs=180,
+)
 
 
 def rung_by_name(name):

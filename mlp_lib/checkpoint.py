@@ -27,8 +27,13 @@ import numpy as np
 
 from .model import MLP
 
-__all__ = ["CheckpointError", "TrainingState", "save_checkpoint", "load_checkpoint",
-           "data_fingerprint"]
+__all__ = [
+    "CheckpointError",
+    "TrainingState",
+    "save_checkpoint",
+    "load_checkpoint",
+    "data_fingerprint",
+]
 
 FORMAT = 1
 
@@ -86,10 +91,18 @@ def save_checkpoint(path, model: MLP, state: TrainingState | None = None):
     written beside the target and renamed, so an interrupted save never leaves
     a half-written checkpoint in its place."""
     from . import __version__
+
     path = Path(path)
-    meta = {"format": FORMAT, "library": "mlp_lib", "version": __version__,
-            "layer_sizes": model.layer_sizes, "activation": model.activation,
-            "init": model.init, "dtype": model.dtype.name, "training": None}
+    meta = {
+        "format": FORMAT,
+        "library": "mlp_lib",
+        "version": __version__,
+        "layer_sizes": model.layer_sizes,
+        "activation": model.activation,
+        "init": model.init,
+        "dtype": model.dtype.name,
+        "training": None,
+    }
     arrays = {}
     for l, (w, b) in enumerate(zip(model.weights, model.biases)):
         arrays[f"weights_{l}"], arrays[f"biases_{l}"] = w, b
@@ -106,13 +119,13 @@ def save_checkpoint(path, model: MLP, state: TrainingState | None = None):
         with os.fdopen(handle, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
-            os.fsync(f.fileno())             # the bytes are on disk before the rename
-        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; follow the umask
+            os.fsync(f.fileno())  # the bytes are on disk before the rename
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; follow the umask
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
-    _fsync_directory(path.parent)            # and so is the rename
+    _fsync_directory(path.parent)  # and so is the rename
     return path
 
 
@@ -125,21 +138,37 @@ def _umask():
 def _fsync_directory(directory):
     try:
         fd = os.open(directory, os.O_RDONLY)
-    except OSError:                          # pragma: no cover - e.g. Windows
+    except OSError:  # pragma: no cover - e.g. Windows
         return
     try:
         os.fsync(fd)
-    except OSError:                          # pragma: no cover - some file systems refuse
+    except OSError:  # pragma: no cover - some file systems refuse
         pass
     finally:
         os.close(fd)
 
 
-_META_KEYS = {"format", "library", "version", "layer_sizes", "activation", "init", "dtype",
-              "training"}
-_TRAINING_TYPES = {"trainer": str, "step": int, "epochs": int, "schedule": dict,
-                   "record_every": int, "fingerprint": str, "batch_size": (int, type(None)),
-                   "rng_state": (dict, type(None)), "extra": (dict, type(None))}
+_META_KEYS = {
+    "format",
+    "library",
+    "version",
+    "layer_sizes",
+    "activation",
+    "init",
+    "dtype",
+    "training",
+}
+_TRAINING_TYPES = {
+    "trainer": str,
+    "step": int,
+    "epochs": int,
+    "schedule": dict,
+    "record_every": int,
+    "fingerprint": str,
+    "batch_size": (int, type(None)),
+    "rng_state": (dict, type(None)),
+    "extra": (dict, type(None)),
+}
 _TRAINING_OPTIONAL = {"extra"}
 
 
@@ -154,6 +183,7 @@ def _check_meta(meta, path):
 
     def bad(what):
         raise CheckpointError(f"{path}: metadata invalid: {what}")
+
     if not isinstance(meta, dict):
         bad(f"a JSON object expected, got {type(meta).__name__}")
     if meta.get("library") != "mlp_lib" or meta.get("format") != FORMAT:
@@ -163,8 +193,11 @@ def _check_meta(meta, path):
     if unknown or missing:
         bad(f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}")
     sizes = meta["layer_sizes"]
-    if (not isinstance(sizes, list) or not 2 <= len(sizes) <= 64
-            or not all(_is_int(n) and 1 <= n <= 10**6 for n in sizes)):
+    if (
+        not isinstance(sizes, list)
+        or not 2 <= len(sizes) <= 64
+        or not all(_is_int(n) and 1 <= n <= 10**6 for n in sizes)
+    ):
         bad(f"layer_sizes must be 2 to 64 ints in 1..1000000, got {str(sizes)[:80]}")
     n_parameters = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
     if n_parameters > MAX_PARAMETERS:
@@ -176,8 +209,11 @@ def _check_meta(meta, path):
     training = meta["training"]
     if training is None:
         return
-    if (not isinstance(training, dict) or not set(training) <= set(_TRAINING_TYPES)
-            or not set(_TRAINING_TYPES) - _TRAINING_OPTIONAL <= set(training)):
+    if (
+        not isinstance(training, dict)
+        or not set(training) <= set(_TRAINING_TYPES)
+        or not set(_TRAINING_TYPES) - _TRAINING_OPTIONAL <= set(training)
+    ):
         bad(f"training state must have the keys {sorted(_TRAINING_TYPES)}")
     for key, kind in _TRAINING_TYPES.items():
         if key not in training:
@@ -202,13 +238,16 @@ def _check_sizes(path):
     for member in members:
         limit = MAX_META_BYTES if member.filename == "meta.npy" else MAX_MEMBER_BYTES
         if member.file_size > limit:
-            raise CheckpointError(f"{path}: member {member.filename} holds "
-                                  f"{member.file_size:,} bytes, more than the limit of "
-                                  f"{limit:,}")
+            raise CheckpointError(
+                f"{path}: member {member.filename} holds "
+                f"{member.file_size:,} bytes, more than the limit of "
+                f"{limit:,}"
+            )
         total += member.file_size
     if total > MAX_TOTAL_BYTES:
-        raise CheckpointError(f"{path}: {total:,} bytes in all, more than the limit of "
-                              f"{MAX_TOTAL_BYTES:,}")
+        raise CheckpointError(
+            f"{path}: {total:,} bytes in all, more than the limit of {MAX_TOTAL_BYTES:,}"
+        )
 
 
 def load_checkpoint(path):
@@ -239,24 +278,27 @@ def load_checkpoint(path):
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt "
-                              f".npz: {exc})") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or corrupt .npz: {exc})"
+        ) from None
     try:
-        model = MLP(meta["layer_sizes"], meta["activation"], meta["init"],
-                    dtype=meta["dtype"], seed=0)
+        model = MLP(
+            meta["layer_sizes"], meta["activation"], meta["init"], dtype=meta["dtype"], seed=0
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: metadata missing or invalid ({exc})") from None
     for l in range(model.n_layers):
-        for name, target in ((f"weights_{l}", model.weights[l]),
-                             (f"biases_{l}", model.biases[l])):
+        for name, target in ((f"weights_{l}", model.weights[l]), (f"biases_{l}", model.biases[l])):
             array = contents.get(name)
             if array is None:
                 raise CheckpointError(f"{path}: array {name} is missing")
             if array.shape != target.shape or array.dtype != target.dtype:
-                raise CheckpointError(f"{path}: {name} has shape {array.shape} dtype "
-                                      f"{array.dtype}, the architecture "
-                                      f"{meta['layer_sizes']} needs {target.shape} "
-                                      f"{target.dtype}")
+                raise CheckpointError(
+                    f"{path}: {name} has shape {array.shape} dtype "
+                    f"{array.dtype}, the architecture "
+                    f"{meta['layer_sizes']} needs {target.shape} "
+                    f"{target.dtype}"
+                )
             target[...] = array
     state = None
     if meta.get("training") is not None:
@@ -264,8 +306,11 @@ def load_checkpoint(path):
         losses = contents.get("losses")
         if losses is None or len(losses) != training.get("step"):
             raise CheckpointError(f"{path}: training losses missing or not one per step")
-        extra_arrays = {name[len("state_"):]: array for name, array in contents.items()
-                        if name.startswith("state_")}
+        extra_arrays = {
+            name[len("state_") :]: array
+            for name, array in contents.items()
+            if name.startswith("state_")
+        }
         try:
             state = TrainingState(losses=losses, arrays=extra_arrays or None, **training)
         except TypeError as exc:

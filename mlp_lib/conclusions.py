@@ -41,9 +41,21 @@ CHANCE = 0.2
 
 def results_from_records(records):
     """``RunResult``s from a sweep's row records (``mlp_lib.sweep``)."""
-    return [RunResult(r["name"], r["seed"], r["test_loss"], r["test_accuracy"],
-                      np.array(r["loss_curve"]), r["seconds"], r["diverged_at"], None,
-                      r["dataset"]) for r in records if r["kind"] == "row"]
+    return [
+        RunResult(
+            r["name"],
+            r["seed"],
+            r["test_loss"],
+            r["test_accuracy"],
+            np.array(r["loss_curve"]),
+            r["seconds"],
+            r["diverged_at"],
+            None,
+            r["dataset"],
+        )
+        for r in records
+        if r["kind"] == "row"
+    ]
 
 
 def _accuracies(results, row):
@@ -56,24 +68,36 @@ def judge(results):
     ``b_mean``, ``b_std``, ``p`` (Welch; NaN where not applicable), ``holds``
     (bool) and ``reason`` (one line)."""
     from scipy.stats import ttest_ind
+
     verdicts = []
     for number, claim, a, b, rule in CONCLUSIONS:
         xa = _accuracies(results, a)
-        entry = {"number": number, "claim": claim, "a": a, "b": b,
-                 "a_mean": float(xa.mean()) if len(xa) else math.nan,
-                 "a_std": float(xa.std(ddof=1)) if len(xa) > 1 else math.nan,
-                 "b_mean": math.nan, "b_std": math.nan, "p": math.nan}
+        entry = {
+            "number": number,
+            "claim": claim,
+            "a": a,
+            "b": b,
+            "a_mean": float(xa.mean()) if len(xa) else math.nan,
+            "a_std": float(xa.std(ddof=1)) if len(xa) > 1 else math.nan,
+            "b_mean": math.nan,
+            "b_std": math.nan,
+            "p": math.nan,
+        }
         if rule == "no convergence":
             diverged = sum(r.diverged_at is not None for r in results if r.row == a)
             converged = int(np.sum(xa >= CHANCE))
             entry["holds"] = len(xa) > 0 and converged == 0
-            entry["reason"] = (f"{diverged} of {len(xa)} seeds diverged; {converged} reached "
-                               f"accuracy {CHANCE} or more")
+            entry["reason"] = (
+                f"{diverged} of {len(xa)} seeds diverged; {converged} reached "
+                f"accuracy {CHANCE} or more"
+            )
             verdicts.append(entry)
             continue
         xb = _accuracies(results, b)
-        entry.update(b_mean=float(xb.mean()) if len(xb) else math.nan,
-                     b_std=float(xb.std(ddof=1)) if len(xb) > 1 else math.nan)
+        entry.update(
+            b_mean=float(xb.mean()) if len(xb) else math.nan,
+            b_std=float(xb.std(ddof=1)) if len(xb) > 1 else math.nan,
+        )
         if len(xa) < 2 or len(xb) < 2:
             entry["holds"], entry["reason"] = None, "fewer than 2 seeds: no test"
             verdicts.append(entry)
@@ -82,11 +106,15 @@ def judge(results):
         entry["p"] = p
         a_better = xa.mean() > xb.mean() and p < LEVEL
         b_better = xb.mean() > xa.mean() and p < LEVEL
-        entry["holds"] = {"better": a_better, "not worse": not b_better,
-                          "not better": not a_better}[rule]
+        entry["holds"] = {
+            "better": a_better,
+            "not worse": not b_better,
+            "not better": not a_better,
+        }[rule]
         difference = xa.mean() - xb.mean()
-        entry["reason"] = (f"{a} − {b} = {difference:+.4f} accuracy, Welch p = {p:.2g}"
-                           + (" (significant)" if p < LEVEL else " (not significant)"))
+        entry["reason"] = f"{a} − {b} = {difference:+.4f} accuracy, Welch p = {p:.2g}" + (
+            " (significant)" if p < LEVEL else " (not significant)"
+        )
         verdicts.append(entry)
     return verdicts
 
@@ -111,17 +139,25 @@ def side_by_side(by_dataset):
     """A Markdown table: each row's report figure (MNIST, one run) and its mean ±
     std accuracy over seeds on each dataset (``by_dataset``: name -> RunResults)."""
     from .experiments import ROWS, summarize
-    summaries = {name: {s["row"]: s for s in summarize(results)}
-                 for name, results in by_dataset.items()}
-    header = "| row | report (MNIST, one run) | " + " | ".join(
-        f"{name}: accuracy (mean ± std, seeds)" for name in by_dataset) + " |"
+
+    summaries = {
+        name: {s["row"]: s for s in summarize(results)} for name, results in by_dataset.items()
+    }
+    header = (
+        "| row | report (MNIST, one run) | "
+        + " | ".join(f"{name}: accuracy (mean ± std, seeds)" for name in by_dataset)
+        + " |"
+    )
     lines = [header, "|" + "---|" * (2 + len(by_dataset))]
     for row_id, row in ROWS.items():
         report = "did not converge" if row.report_accuracy is None else f"{row.report_accuracy:.4f}"
         cells = []
         for name in by_dataset:
             s = summaries[name].get(row_id)
-            cells.append("—" if s is None else
-                         f"{s['acc_mean']:.4f} ± {s['acc_std']:.4f} ({len(s['seeds'])})")
+            cells.append(
+                "—"
+                if s is None
+                else f"{s['acc_mean']:.4f} ± {s['acc_std']:.4f} ({len(s['seeds'])})"
+            )
         lines.append(f"| {row_id} | {report} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -19,23 +19,41 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "read_idx", "load_mnist", "load_dataset", "DATASETS", "MNIST_FILES",
-           "FASHION_MNIST_FILES", "default_root", "read_image", "image_to_mnist"]
+__all__ = [
+    "DataError",
+    "read_idx",
+    "load_mnist",
+    "load_dataset",
+    "DATASETS",
+    "MNIST_FILES",
+    "FASHION_MNIST_FILES",
+    "default_root",
+    "read_image",
+    "image_to_mnist",
+]
 
 # sha256 of the decompressed IDX bytes (docs/experiments.md, "Data").
 MNIST_FILES = {
     "train": {
-        "images": ("train-images-idx3-ubyte",
-                   "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-        "labels": ("train-labels-idx1-ubyte",
-                   "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+        "images": (
+            "train-images-idx3-ubyte",
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        ),
+        "labels": (
+            "train-labels-idx1-ubyte",
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        ),
         "count": 60000,
     },
     "test": {
-        "images": ("t10k-images-idx3-ubyte",
-                   "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-        "labels": ("t10k-labels-idx1-ubyte",
-                   "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        "images": (
+            "t10k-images-idx3-ubyte",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        ),
+        "labels": (
+            "t10k-labels-idx1-ubyte",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        ),
         "count": 10000,
     },
 }
@@ -44,17 +62,25 @@ MNIST_FILES = {
 # decompressed bytes, as its SHA256SUMS lists them.
 FASHION_MNIST_FILES = {
     "train": {
-        "images": ("train-images-idx3-ubyte",
-                   "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-        "labels": ("train-labels-idx1-ubyte",
-                   "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        "images": (
+            "train-images-idx3-ubyte",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        ),
+        "labels": (
+            "train-labels-idx1-ubyte",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        ),
         "count": 60000,
     },
     "test": {
-        "images": ("t10k-images-idx3-ubyte",
-                   "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-        "labels": ("t10k-labels-idx1-ubyte",
-                   "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+        "images": (
+            "t10k-images-idx3-ubyte",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        ),
+        "labels": (
+            "t10k-labels-idx1-ubyte",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
         "count": 10000,
     },
 }
@@ -64,8 +90,7 @@ DATASETS = {"mnist": MNIST_FILES, "fashion-mnist": FASHION_MNIST_FILES}
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
-_FIX = ("Restore it from the repository (git checkout -- data/) or copy the "
-        "original file there.")
+_FIX = "Restore it from the repository (git checkout -- data/) or copy the original file there."
 
 
 class DataError(ValueError):
@@ -103,11 +128,14 @@ def _read_bytes(path: Path) -> bytes:
         try:
             return gzip.decompress(raw)
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise DataError(f"{path}: the gzip stream is truncated or corrupt ({exc}). "
-                            + _FIX) from None
+            raise DataError(
+                f"{path}: the gzip stream is truncated or corrupt ({exc}). " + _FIX
+            ) from None
     if path.suffix == ".gz":
-        raise DataError(f"{path}: the name ends in .gz but the file is not gzip "
-                        f"(first bytes {raw[:4].hex(' ')}). " + _FIX)
+        raise DataError(
+            f"{path}: the name ends in .gz but the file is not gzip "
+            f"(first bytes {raw[:4].hex(' ')}). " + _FIX
+        )
     return raw
 
 
@@ -141,31 +169,38 @@ def read_idx(path, expected_shape=None, sha256=None) -> np.ndarray:
         raise FileNotFoundError(f"{path}: file not found. " + _FIX)
     data = _read_bytes(path)
     if len(data) < 4:
-        raise DataError(f"{path}: only {len(data)} bytes, too short for an IDX header. "
-                        + _FIX)
+        raise DataError(f"{path}: only {len(data)} bytes, too short for an IDX header. " + _FIX)
     if data[0] != 0 or data[1] != 0 or data[2] != _UBYTE or data[3] == 0:
-        raise DataError(f"{path}: wrong magic number {data[:4].hex(' ')}; an IDX file of "
-                        f"unsigned bytes starts with 00 00 08 and its number of "
-                        f"dimensions. " + _FIX)
+        raise DataError(
+            f"{path}: wrong magic number {data[:4].hex(' ')}; an IDX file of "
+            f"unsigned bytes starts with 00 00 08 and its number of "
+            f"dimensions. " + _FIX
+        )
     ndim = data[3]
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
-        raise DataError(f"{path}: truncated header ({len(data)} bytes, {header_len} "
-                        f"needed). " + _FIX)
+        raise DataError(
+            f"{path}: truncated header ({len(data)} bytes, {header_len} needed). " + _FIX
+        )
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
     if expected_shape is not None and shape != tuple(expected_shape):
-        raise DataError(f"{path}: wrong dimensions {shape}, expected "
-                        f"{tuple(expected_shape)}. " + _FIX)
+        raise DataError(
+            f"{path}: wrong dimensions {shape}, expected {tuple(expected_shape)}. " + _FIX
+        )
     expected_len = header_len + int(np.prod(shape))
     if len(data) != expected_len:
         problem = "truncated" if len(data) < expected_len else "has trailing bytes"
-        raise DataError(f"{path}: {problem}: {len(data)} bytes, the header of shape "
-                        f"{shape} needs {expected_len}. " + _FIX)
+        raise DataError(
+            f"{path}: {problem}: {len(data)} bytes, the header of shape "
+            f"{shape} needs {expected_len}. " + _FIX
+        )
     if sha256 is not None:
         digest = hashlib.sha256(data).hexdigest()
         if digest != sha256:
-            raise DataError(f"{path}: checksum mismatch: sha256 of the decompressed "
-                            f"bytes is {digest}, expected {sha256}. " + _FIX)
+            raise DataError(
+                f"{path}: checksum mismatch: sha256 of the decompressed "
+                f"bytes is {digest}, expected {sha256}. " + _FIX
+            )
     return np.frombuffer(data, np.uint8, offset=header_len).reshape(shape)
 
 
@@ -178,7 +213,8 @@ def _find(root: Path, name: str) -> Path:
         f"{root / (name + '.gz')}: file not found (nor the raw {name}). Point mlp_lib at a "
         f"folder holding the four IDX files (or a folder with mnist/ and fashion-mnist/ in "
         f"it): MLP_LIB_DATA=DIR, load_dataset(name, split, root=DIR) or the CLI's --data DIR; "
-        f"in a source checkout, git checkout -- data/ restores them.")
+        f"in a source checkout, git checkout -- data/ restores them."
+    )
 
 
 _cache: dict = {}
@@ -251,8 +287,17 @@ def load_mnist(split: str, root=None, dtype=np.float64):
 MAX_IMAGE_PIXELS = 25_000_000
 
 # The full range of each Pillow mode's values, to scale them to [0, 1].
-_MODE_RANGE = {"1": 1, "L": 255, "LA": 255, "RGB": 255, "RGBA": 255, "I;16": 65535,
-               "I;16L": 65535, "I;16B": 65535, "I;16N": 65535}
+_MODE_RANGE = {
+    "1": 1,
+    "L": 255,
+    "LA": 255,
+    "RGB": 255,
+    "RGBA": 255,
+    "I;16": 65535,
+    "I;16L": 65535,
+    "I;16B": 65535,
+    "I;16N": 65535,
+}
 
 
 def _image_name(source, name):
@@ -279,6 +324,7 @@ def read_image(source, name=None):
     import warnings
 
     from PIL import Image
+
     path = _image_name(source, name)
     if isinstance(source, (bytes, bytearray, memoryview)):
         opened = io.BytesIO(source)
@@ -289,30 +335,32 @@ def read_image(source, name=None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(opened) as image:            # reads the header only
+            with Image.open(opened) as image:  # reads the header only
                 width, height = image.size
                 if width * height > MAX_IMAGE_PIXELS:
-                    raise DataError(f"{path}: {width}×{height} = {width * height:,} pixels, "
-                                    f"more than the limit of {MAX_IMAGE_PIXELS:,}")
+                    raise DataError(
+                        f"{path}: {width}×{height} = {width * height:,} pixels, "
+                        f"more than the limit of {MAX_IMAGE_PIXELS:,}"
+                    )
                 mode = image.mode
                 if mode not in _MODE_RANGE and mode not in ("I", "F"):
-                    image = image.convert("RGBA")         # palette, CMYK, YCbCr, ...
+                    image = image.convert("RGBA")  # palette, CMYK, YCbCr, ...
                     mode = "RGBA"
                 values = np.asarray(image)
     except DataError:
         raise
     except Exception as exc:  # Pillow raises many kinds for bad files
         raise DataError(f"{path}: not a readable image ({exc})") from None
-    if mode == "I":        # 32-bit ints: Pillow's mode for 16-bit PNG and TIFF files
+    if mode == "I":  # 32-bit ints: Pillow's mode for 16-bit PNG and TIFF files
         top = 65535 if values.max(initial=0) <= 65535 else 2**31 - 1
-    elif mode == "F":      # floats: [0, 1] if they fit, else [0, 255]
+    elif mode == "F":  # floats: [0, 1] if they fit, else [0, 255]
         top = 1.0 if values.max(initial=0) <= 1 else 255.0
     else:
         top = _MODE_RANGE[mode]
     pixels = values.astype(np.float64) / top
     if not np.isfinite(pixels).all():
         raise DataError(f"{path}: the image holds NaN or infinite values")
-    if mode in ("LA", "RGBA"):                     # composite on white
+    if mode in ("LA", "RGBA"):  # composite on white
         alpha = pixels[..., -1:]
         pixels = pixels[..., :-1] * alpha + (1 - alpha)
         pixels = pixels[..., 0] if mode == "LA" else pixels
@@ -343,20 +391,19 @@ def image_to_mnist(source, name=None):
     if pixels.ndim != 2:
         raise DataError(f"{path}: expected a 2-D image, got shape {pixels.shape}")
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    if np.median(border) > 0.5:       # dark digit on light paper
+    if np.median(border) > 0.5:  # dark digit on light paper
         pixels = 1 - pixels
     low, high = np.median(border if np.median(border) <= 0.5 else 1 - border), pixels.max()
     if high - low < 0.1:
         raise DataError(f"{path}: the image is blank (no digit found)")
     pixels = np.clip((pixels - low) / (high - low), 0, 1)
     rows, cols = np.nonzero(pixels > 0.2)
-    digit = pixels[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    digit = pixels[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     scale = 20 / max(digit.shape)
-    digit = np.clip(ndimage.zoom(digit, scale, order=1, grid_mode=True, mode="grid-constant"),
-                    0, 1)
+    digit = np.clip(ndimage.zoom(digit, scale, order=1, grid_mode=True, mode="grid-constant"), 0, 1)
     frame = np.zeros((28, 28))
     top, left = (28 - digit.shape[0]) // 2, (28 - digit.shape[1]) // 2
-    frame[top:top + digit.shape[0], left:left + digit.shape[1]] = digit[:28, :28]
+    frame[top : top + digit.shape[0], left : left + digit.shape[1]] = digit[:28, :28]
     centre = np.array(ndimage.center_of_mass(frame))
     frame = ndimage.shift(frame, np.array([13.5, 13.5]) - centre, order=1, mode="constant")
     return np.clip(frame, 0, 1).reshape(784)

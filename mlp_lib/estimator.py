@@ -25,6 +25,7 @@ def _sklearn_or(name, fallback):
     """scikit-learn's exception/warning class ``name`` if it is already imported."""
     if "sklearn" in sys.modules:
         import sklearn.exceptions
+
         return getattr(sklearn.exceptions, name)
     return fallback
 
@@ -67,10 +68,20 @@ class MLPClassifier:
         Epochs run.
     """
 
-    def __init__(self, hidden_layer_sizes=(512, 256, 64), activation="relu", init="he",
-                 solver="minibatch", batch_size=128, learning_rate=0.05,
-                 lr_decay_steps=None, epochs=10, random_state=None, dtype="float32",
-                 progress=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(512, 256, 64),
+        activation="relu",
+        init="he",
+        solver="minibatch",
+        batch_size=128,
+        learning_rate=0.05,
+        lr_decay_steps=None,
+        epochs=10,
+        random_state=None,
+        dtype="float32",
+        progress=None,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.init = init
@@ -97,8 +108,10 @@ class MLPClassifier:
         valid = self._param_names()
         unknown = [name for name in params if name not in valid]
         if unknown:
-            raise ValueError(f"invalid parameter(s) {', '.join(unknown)} for MLPClassifier; "
-                             f"valid: {', '.join(valid)}")
+            raise ValueError(
+                f"invalid parameter(s) {', '.join(unknown)} for MLPClassifier; "
+                f"valid: {', '.join(valid)}"
+            )
         for name, value in params.items():
             setattr(self, name, value)
         return self
@@ -106,19 +119,26 @@ class MLPClassifier:
     def __sklearn_tags__(self):
         """Tags for scikit-learn's estimator checks (imported only when asked)."""
         from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
-        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags(), input_tags=InputTags())
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(),
+            input_tags=InputTags(),
+        )
 
     def __repr__(self):
-        changed = {k: v for k, v in self.get_params().items()
-                   if v != inspect.signature(type(self).__init__).parameters[k].default}
+        changed = {
+            k: v
+            for k, v in self.get_params().items()
+            if v != inspect.signature(type(self).__init__).parameters[k].default
+        }
         return f"MLPClassifier({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     # ----------------------------------------------------------------- fitting
     def _check_X(self, X, fitted):
         if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
-            raise TypeError("sparse input is not supported: pass a dense array "
-                            "(X.toarray())")
+            raise TypeError("sparse input is not supported: pass a dense array (X.toarray())")
         X = np.asarray(X)
         if X.dtype.kind == "c":
             raise ValueError("Complex data not supported")
@@ -128,15 +148,20 @@ class MLPClassifier:
             except ValueError:
                 raise ValueError(f"X must be numeric, got dtype {X.dtype}") from None
         if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}. "
-                             f"Reshape your data: X.reshape(-1, 1) for one feature, "
-                             f"X.reshape(1, -1) for one sample")
+            raise ValueError(
+                f"X must be 2-D (n_samples, n_features), got shape {X.shape}. "
+                f"Reshape your data: X.reshape(-1, 1) for one feature, "
+                f"X.reshape(1, -1) for one sample"
+            )
         if X.shape[1] == 0:
-            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a "
-                             f"minimum of 1 is required.")
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+            )
         if fitted and X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but MLPClassifier is expecting "
-                             f"{self.n_features_in_} features as input")
+            raise ValueError(
+                f"X has {X.shape[1]} features, but MLPClassifier is expecting "
+                f"{self.n_features_in_} features as input"
+            )
         if not np.isfinite(X).all():
             raise ValueError("Input X contains NaN or infinity")
         return X
@@ -146,16 +171,22 @@ class MLPClassifier:
             raise ValueError("MLPClassifier requires y to be passed, but the target y is None")
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected; it "
-                          "was flattened to shape (n_samples,)",
-                          _sklearn_or("DataConversionWarning", UserWarning), stacklevel=3)
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; it "
+                "was flattened to shape (n_samples,)",
+                _sklearn_or("DataConversionWarning", UserWarning),
+                stacklevel=3,
+            )
             y = y.ravel()
         if y.ndim != 1 or len(y) != n_rows:
-            raise ValueError(f"y must be 1-D with one label per row of X ({n_rows}), "
-                             f"got shape {y.shape}")
+            raise ValueError(
+                f"y must be 1-D with one label per row of X ({n_rows}), got shape {y.shape}"
+            )
         if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
-            raise ValueError("Unknown label type: continuous. MLPClassifier needs class "
-                             "labels (integers or strings)")
+            raise ValueError(
+                "Unknown label type: continuous. MLPClassifier needs class "
+                "labels (integers or strings)"
+            )
         return y
 
     def fit(self, X, y):
@@ -170,18 +201,28 @@ class MLPClassifier:
         sizes = [X.shape[1], *self.hidden_layer_sizes, len(classes)]
         rng = np.random.default_rng(self.random_state)
         model = MLP(sizes, self.activation, self.init, seed=rng, dtype=self.dtype)
-        schedule = (Constant(self.learning_rate) if self.lr_decay_steps is None else
-                    LinearDecay(self.learning_rate, self.learning_rate / 1000,
-                                self.lr_decay_steps))
+        schedule = (
+            Constant(self.learning_rate)
+            if self.lr_decay_steps is None
+            else LinearDecay(self.learning_rate, self.learning_rate / 1000, self.lr_decay_steps)
+        )
         X = X.astype(model.dtype, copy=False)
         if self.solver == "minibatch":
-            history = train_minibatch(model, X, encoded, epochs=self.epochs,
-                                      batch_size=self.batch_size, schedule=schedule,
-                                      seed=rng, progress=self.progress)
+            history = train_minibatch(
+                model,
+                X,
+                encoded,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                schedule=schedule,
+                seed=rng,
+                progress=self.progress,
+            )
             self.loss_curve_ = list(history.epoch_loss)
         else:
-            history = train_per_sample(model, X, encoded, epochs=self.epochs,
-                                       schedule=schedule, progress=self.progress)
+            history = train_per_sample(
+                model, X, encoded, epochs=self.epochs, schedule=schedule, progress=self.progress
+            )
             self.loss_curve_ = history.loss_curve.tolist()
         self.classes_, self.model_ = classes, model
         self.n_features_in_, self.n_iter_ = X.shape[1], self.epochs
@@ -190,7 +231,8 @@ class MLPClassifier:
     def _fitted(self):
         if not hasattr(self, "model_"):
             raise _sklearn_or("NotFittedError", NotFittedError)(
-                "this MLPClassifier is not fitted yet; call fit(X, y) first")
+                "this MLPClassifier is not fitted yet; call fit(X, y) first"
+            )
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``."""
@@ -211,7 +253,8 @@ class MLPClassifier:
         self._fitted()
         y = np.asarray(y)
         encoded = np.searchsorted(self.classes_, y)
-        if np.any(encoded >= len(self.classes_)) or np.any(self.classes_[
-                np.minimum(encoded, len(self.classes_) - 1)] != y):
+        if np.any(encoded >= len(self.classes_)) or np.any(
+            self.classes_[np.minimum(encoded, len(self.classes_) - 1)] != y
+        ):
             raise ValueError("y holds labels not seen in fit")
         return evaluate(self.model_, self._check_X(X, fitted=True), encoded)[0]

@@ -26,10 +26,26 @@ from .per_sample import train_per_sample
 from .provenance import provenance
 from .schedules import Constant, LinearDecay
 
-__all__ = ["Row", "ROWS", "RunResult", "run", "run_many", "summarize", "verdict",
-           "format_table", "default_seeds", "quick_mode", "results_path", "save_results",
-           "load_results", "load_provenance", "fingerprint",
-           "confusion_matrix", "layer_gradient_norms", "run_jobs"]
+__all__ = [
+    "Row",
+    "ROWS",
+    "RunResult",
+    "run",
+    "run_many",
+    "summarize",
+    "verdict",
+    "format_table",
+    "default_seeds",
+    "quick_mode",
+    "results_path",
+    "save_results",
+    "load_results",
+    "load_provenance",
+    "fingerprint",
+    "confusion_matrix",
+    "layer_gradient_norms",
+    "run_jobs",
+]
 
 #: The seeds every notebook uses for every row (never chosen to match the report).
 SEEDS = (0, 1, 2, 3, 4)
@@ -44,6 +60,7 @@ def quick_mode():
 def default_seeds():
     """``SEEDS``, or only the first one in quick mode."""
     return SEEDS[:1] if quick_mode() else SEEDS
+
 
 FOUR_LAYER = (784, 512, 256, 64, 10)
 SIX_LAYER = (784, 512, 256, 128, 64, 32, 10)
@@ -70,32 +87,71 @@ class Row:
 
     def describe(self):
         depth = len(self.layer_sizes) - 1
-        return (f"{depth}-layer {self.activation}, init {self.init}, "
-                f"lr {self.schedule!r}, {self.epochs} epochs per-sample SGD")
+        return (
+            f"{depth}-layer {self.activation}, init {self.init}, "
+            f"lr {self.schedule!r}, {self.epochs} epochs per-sample SGD"
+        )
 
 
 def _decay(n):  # the report's 10e-3 is 0.01 (docs/experiments.md)
     return LinearDecay(0.01, 1e-5, n) if n == 100000 else LinearDecay(0.01, 1e-6, n)
 
 
-ROWS = {row.id: row for row in [
-    Row("sigmoid-normal", FOUR_LAYER, "sigmoid", "normal", _decay(100000),
-        0.1893, 0.9444, "§1.2–1.5, §2.3", "01"),
-    Row("sigmoid-xavier", FOUR_LAYER, "sigmoid", "xavier", _decay(100000),
-        0.3105, 0.9084, "§2.2–2.3", "03"),
-    Row("relu-normal", FOUR_LAYER, "relu", "normal", _decay(15000),
-        0.1666, 0.9495, "§2.1, §2.3", "02"),
-    Row("relu-xavier", FOUR_LAYER, "relu", "xavier", _decay(15000),
-        0.1652, 0.9500, "§2.2–2.3", "03"),
-    Row("relu-he", FOUR_LAYER, "relu", "he", _decay(15000),
-        0.1553, 0.9521, "§2.2–2.3", "03"),
-    Row("relu-he-const", FOUR_LAYER, "relu", "he", Constant(0.01),
-        0.1041, 0.9723, "§2.3", "03"),
-    Row("six-layer", SIX_LAYER, "relu", "he", Constant(0.01),
-        0.1530, 0.9618, "§3", "04"),
-    Row("relu-uniform", FOUR_LAYER, "relu", "uniform", _decay(15000),
-        None, None, "§2.2", "03"),
-]}
+ROWS = {
+    row.id: row
+    for row in [
+        Row(
+            "sigmoid-normal",
+            FOUR_LAYER,
+            "sigmoid",
+            "normal",
+            _decay(100000),
+            0.1893,
+            0.9444,
+            "§1.2–1.5, §2.3",
+            "01",
+        ),
+        Row(
+            "sigmoid-xavier",
+            FOUR_LAYER,
+            "sigmoid",
+            "xavier",
+            _decay(100000),
+            0.3105,
+            0.9084,
+            "§2.2–2.3",
+            "03",
+        ),
+        Row(
+            "relu-normal",
+            FOUR_LAYER,
+            "relu",
+            "normal",
+            _decay(15000),
+            0.1666,
+            0.9495,
+            "§2.1, §2.3",
+            "02",
+        ),
+        Row(
+            "relu-xavier",
+            FOUR_LAYER,
+            "relu",
+            "xavier",
+            _decay(15000),
+            0.1652,
+            0.9500,
+            "§2.2–2.3",
+            "03",
+        ),
+        Row("relu-he", FOUR_LAYER, "relu", "he", _decay(15000), 0.1553, 0.9521, "§2.2–2.3", "03"),
+        Row(
+            "relu-he-const", FOUR_LAYER, "relu", "he", Constant(0.01), 0.1041, 0.9723, "§2.3", "03"
+        ),
+        Row("six-layer", SIX_LAYER, "relu", "he", Constant(0.01), 0.1530, 0.9618, "§3", "04"),
+        Row("relu-uniform", FOUR_LAYER, "relu", "uniform", _decay(15000), None, None, "§2.2", "03"),
+    ]
+}
 
 
 @dataclass
@@ -114,9 +170,14 @@ class RunResult:
 
     def as_dict(self):
         """JSON-ready summary (no curve, no model)."""
-        return {"row": self.row, "seed": self.seed, "test_loss": self.test_loss,
-                "test_accuracy": self.test_accuracy, "seconds": round(self.seconds, 3),
-                "diverged_at": self.diverged_at}
+        return {
+            "row": self.row,
+            "seed": self.seed,
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_accuracy,
+            "seconds": round(self.seconds, 3),
+            "diverged_at": self.diverged_at,
+        }
 
 
 def get_row(row_id):
@@ -135,8 +196,17 @@ def _data(dataset, split, root):
     return images, labels
 
 
-def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=True,
-        schedule=None, start_model=None, dataset="mnist"):
+def run(
+    row_id,
+    seed=0,
+    progress=None,
+    epochs=None,
+    n_train=None,
+    keep_model=True,
+    schedule=None,
+    start_model=None,
+    dataset="mnist",
+):
     """Train one row of the report from scratch and test it.
 
     Parameters
@@ -175,14 +245,28 @@ def run(row_id, seed=0, progress=None, epochs=None, n_train=None, keep_model=Tru
         model = start_model.copy()
     else:
         model = MLP(row.layer_sizes, row.activation, row.init, seed=seed)
-    history = train_per_sample(model, images, labels, epochs=epochs or row.epochs,
-                               schedule=schedule or row.schedule, progress=progress,
-                               on_divergence="stop")
+    history = train_per_sample(
+        model,
+        images,
+        labels,
+        epochs=epochs or row.epochs,
+        schedule=schedule or row.schedule,
+        progress=progress,
+        on_divergence="stop",
+    )
     with np.errstate(all="ignore"):  # a diverged model may hold inf/NaN weights
         test_loss, test_accuracy = evaluate(model, *_data(dataset, "test", default_root(dataset)))
-    return RunResult(row_id, seed, test_loss, test_accuracy, history.loss_curve,
-                     time.perf_counter() - start, history.diverged_at,
-                     model if keep_model else None, dataset)
+    return RunResult(
+        row_id,
+        seed,
+        test_loss,
+        test_accuracy,
+        history.loss_curve,
+        time.perf_counter() - start,
+        history.diverged_at,
+        model if keep_model else None,
+        dataset,
+    )
 
 
 def _run_job(job):
@@ -224,8 +308,7 @@ def run_jobs(jobs, processes=None, progress=None):
                 results.append(_run_job(job))
                 bar.update(1)
         else:
-            order = sorted(range(len(jobs)), key=lambda j: _expected_cost(jobs[j]),
-                           reverse=True)
+            order = sorted(range(len(jobs)), key=lambda j: _expected_cost(jobs[j]), reverse=True)
             results = [None] * len(jobs)
             with ProcessPoolExecutor(processes) as pool:
                 futures = {pool.submit(_run_job_in_worker, jobs[j]): j for j in order}
@@ -240,8 +323,15 @@ def run_jobs(jobs, processes=None, progress=None):
 def run_many(row_ids, seeds, processes=None, keep_model=False, progress=None, **kwargs):
     """Run every row of ``row_ids`` with every seed (order: rows × seeds), in
     parallel processes; ``kwargs`` go to ``run``."""
-    return run_jobs([dict(row_id=row_id, seed=int(seed), keep_model=keep_model, **kwargs)
-                     for row_id in row_ids for seed in seeds], processes, progress)
+    return run_jobs(
+        [
+            dict(row_id=row_id, seed=int(seed), keep_model=keep_model, **kwargs)
+            for row_id in row_ids
+            for seed in seeds
+        ],
+        processes,
+        progress,
+    )
 
 
 def prediction_interval(values, level=0.95):
@@ -254,6 +344,7 @@ def prediction_interval(values, level=0.95):
     if n < 2:
         return math.nan, math.nan
     from scipy.stats import t
+
     half = t.ppf((1 + level) / 2, n - 1) * values.std(ddof=1) * math.sqrt(1 + 1 / n)
     return float(values.mean() - half), float(values.mean() + half)
 
@@ -274,7 +365,9 @@ def verdict(values, report):
     low, high = prediction_interval(values)
     spread, gap = values.std(ddof=1), report - values.mean()
     if spread == 0:
-        return "inside (no spread)" if gap == 0 else f"{'above' if gap > 0 else 'below'} (no spread)"
+        return (
+            "inside (no spread)" if gap == 0 else f"{'above' if gap > 0 else 'below'} (no spread)"
+        )
     z = gap / spread
     where = "inside" if low <= report <= high else ("above" if report > high else "below")
     return f"{where} [{low:.4f}, {high:.4f}], z = {z:+.1f}"
@@ -301,12 +394,16 @@ def compare_with_report(summary):
     lines = []
     for s in summary:
         lines.append(f"{s['row']} (seeds {s['seeds']}):")
-        for name, key, report in (("accuracy", "acc", s["report_accuracy"]),
-                                  ("test loss", "loss", s["report_loss"])):
+        for name, key, report in (
+            ("accuracy", "acc", s["report_accuracy"]),
+            ("test loss", "loss", s["report_loss"]),
+        ):
             theirs = "no figure" if report is None else f"{report:.4f}"
-            lines.append(f"  {name} {s[key + '_mean']:.4f} ± {s[key + '_std']:.4f} "
-                         f"(min–max {s[key + '_min']:.4f}–{s[key + '_max']:.4f}); "
-                         f"report {theirs}: {s[key + '_verdict']}")
+            lines.append(
+                f"  {name} {s[key + '_mean']:.4f} ± {s[key + '_std']:.4f} "
+                f"(min–max {s[key + '_min']:.4f}–{s[key + '_max']:.4f}); "
+                f"report {theirs}: {s[key + '_verdict']}"
+            )
     return "\n".join(lines)
 
 
@@ -328,17 +425,25 @@ def summarize(results):
         accs = np.array([r.test_accuracy for r in group])
         ddof = 1 if len(group) > 1 else 0
         with np.errstate(all="ignore"):
-            table.append({
-                "row": row_id, "seeds": [r.seed for r in group],
-                "loss_mean": float(np.mean(losses)), "loss_std": float(np.std(losses, ddof=ddof)),
-                "loss_min": float(np.min(losses)), "loss_max": float(np.max(losses)),
-                "acc_mean": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=ddof)),
-                "acc_min": float(np.min(accs)), "acc_max": float(np.max(accs)),
-                "report_loss": row.report_loss, "report_accuracy": row.report_accuracy,
-                "loss_verdict": verdict(losses, row.report_loss),
-                "acc_verdict": verdict(accs, row.report_accuracy),
-                "diverged": sum(r.diverged_at is not None for r in group),
-            })
+            table.append(
+                {
+                    "row": row_id,
+                    "seeds": [r.seed for r in group],
+                    "loss_mean": float(np.mean(losses)),
+                    "loss_std": float(np.std(losses, ddof=ddof)),
+                    "loss_min": float(np.min(losses)),
+                    "loss_max": float(np.max(losses)),
+                    "acc_mean": float(np.mean(accs)),
+                    "acc_std": float(np.std(accs, ddof=ddof)),
+                    "acc_min": float(np.min(accs)),
+                    "acc_max": float(np.max(accs)),
+                    "report_loss": row.report_loss,
+                    "report_accuracy": row.report_accuracy,
+                    "loss_verdict": verdict(losses, row.report_loss),
+                    "acc_verdict": verdict(accs, row.report_accuracy),
+                    "diverged": sum(r.diverged_at is not None for r in group),
+                }
+            )
     return table
 
 
@@ -346,17 +451,22 @@ def format_table(summary):
     """The summary as a Markdown table: the report's figure, our mean ± std over
     the seeds, and the verdict (the report's run against the 95% prediction
     interval for one new run), for the test loss and the accuracy."""
+
     def fmt(x):
         return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
-    lines = ["| row | seeds | report loss | loss (mean ± std) | loss verdict: report vs 95% PI "
-             "| report acc | acc (mean ± std) | acc min–max | acc verdict: report vs 95% PI |",
-             "|---|---|---|---|---|---|---|---|---|"]
+
+    lines = [
+        "| row | seeds | report loss | loss (mean ± std) | loss verdict: report vs 95% PI "
+        "| report acc | acc (mean ± std) | acc min–max | acc verdict: report vs 95% PI |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in summary:
         lines.append(
             f"| {s['row']} | {len(s['seeds'])} | {fmt(s['report_loss'])} | "
             f"{fmt(s['loss_mean'])} ± {fmt(s['loss_std'])} | {s['loss_verdict']} | "
             f"{fmt(s['report_accuracy'])} | {fmt(s['acc_mean'])} ± {fmt(s['acc_std'])} | "
-            f"{fmt(s['acc_min'])}–{fmt(s['acc_max'])} | {s['acc_verdict']} |")
+            f"{fmt(s['acc_min'])}–{fmt(s['acc_max'])} | {s['acc_verdict']} |"
+        )
     return "\n".join(lines)
 
 
@@ -376,8 +486,10 @@ def save_results(results, path, command=None):
     "runs": [...]}``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    records = [dict(r.as_dict(), loss_curve=np.asarray(r.loss_curve).tolist(),
-                    seconds=r.seconds) for r in results]
+    records = [
+        dict(r.as_dict(), loss_curve=np.asarray(r.loss_curve).tolist(), seconds=r.seconds)
+        for r in results
+    ]
     document = {"provenance": provenance(command), "runs": records}
     path.write_text(json.dumps(document) + "\n")
 
@@ -392,13 +504,24 @@ def load_results(path):
     """Read what ``save_results`` wrote; a clear error says how to make the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no saved results; execute the notebook that "
-                                f"writes them first (python3 tasks.py reproduce)")
+        raise FileNotFoundError(
+            f"{path}: no saved results; execute the notebook that "
+            f"writes them first (python3 tasks.py reproduce)"
+        )
     document = json.loads(path.read_text())
     records = document["runs"] if isinstance(document, dict) else document
-    return [RunResult(r["row"], r["seed"], r["test_loss"], r["test_accuracy"],
-                      np.array(r["loss_curve"]), r["seconds"], r["diverged_at"])
-            for r in records]
+    return [
+        RunResult(
+            r["row"],
+            r["seed"],
+            r["test_loss"],
+            r["test_accuracy"],
+            np.array(r["loss_curve"]),
+            r["seconds"],
+            r["diverged_at"],
+        )
+        for r in records
+    ]
 
 
 def confusion_matrix(labels, predicted, n_classes=10):

@@ -37,9 +37,19 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "sigmoid", "sigmoid_grad", "relu", "relu_grad", "tanh", "tanh_grad", "leaky_relu",
-    "leaky_relu_grad", "ACTIVATIONS",
-    "softmax", "log_softmax", "cross_entropy", "softmax_cross_entropy_grad",
+    "sigmoid",
+    "sigmoid_grad",
+    "relu",
+    "relu_grad",
+    "tanh",
+    "tanh_grad",
+    "leaky_relu",
+    "leaky_relu_grad",
+    "ACTIVATIONS",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "softmax_cross_entropy_grad",
     "one_hot",
 ]
 

@@ -49,8 +49,9 @@ def gradcheck(model, x, labels, eps=1e-5, **options):
     (``weight_decay``; dropout needs an ``rng`` that is re-created per call,
     so pass a seed as ``rng_seed``)."""
     if model.dtype != np.float64:
-        raise ValueError("gradcheck needs a float64 model: central differences "
-                         "in float32 are too coarse")
+        raise ValueError(
+            "gradcheck needs a float64 model: central differences in float32 are too coarse"
+        )
     seed = options.pop("rng_seed", None)
 
     def loss():
@@ -59,5 +60,7 @@ def gradcheck(model, x, labels, eps=1e-5, **options):
 
     rng = None if seed is None else np.random.default_rng(seed)
     _, weight_grads, bias_grads = model.gradients(x, labels, rng=rng, **options)
-    return max(relative_error(g, numerical_gradient(loss, p, eps))
-               for p, g in zip(model.weights + model.biases, weight_grads + bias_grads))
+    return max(
+        relative_error(g, numerical_gradient(loss, p, eps))
+        for p, g in zip(model.weights + model.biases, weight_grads + bias_grads)
+    )

@@ -37,8 +37,9 @@ def init_std(scheme, n_in, n_out, std=0.1):
         return np.sqrt(2 / (fan_in + n_out))
     if scheme == "he":
         return np.sqrt(2 / fan_in)
-    raise ValueError(f"init_std: {scheme!r} is not a normal scheme; "
-                     f"choose from 'normal', 'xavier', 'he'")
+    raise ValueError(
+        f"init_std: {scheme!r} is not a normal scheme; choose from 'normal', 'xavier', 'he'"
+    )
 
 
 def initialize(layer_sizes, scheme, rng, dtype=np.float64, std=0.1, low=0.0, high=1.0):

@@ -20,9 +20,22 @@ from .checkpoint import TrainingState, data_fingerprint, save_checkpoint
 from .functional import ACTIVATIONS
 from .schedules import Constant, schedule_from_dict, schedule_to_dict
 
-__all__ = ["History", "DivergenceError", "TrainingInterrupted", "progress_bar", "check_data",
-           "check_positive_int", "check_divergence_mode", "block_means", "settings", "diverged",
-           "closing", "sigint_flag", "interrupted", "interrupted_state"]
+__all__ = [
+    "History",
+    "DivergenceError",
+    "TrainingInterrupted",
+    "progress_bar",
+    "check_data",
+    "check_positive_int",
+    "check_divergence_mode",
+    "block_means",
+    "settings",
+    "diverged",
+    "closing",
+    "sigint_flag",
+    "interrupted",
+    "interrupted_state",
+]
 
 
 @dataclass
@@ -86,8 +99,16 @@ def progress_bar(progress, total, desc, initial=0, unit="step"):
     """A tqdm bar; ``progress=None`` shows it only when stderr is a terminal."""
     if progress is None:
         progress = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, unit=unit, unit_scale=unit == "step",
-                disable=not progress, mininterval=0.5, leave=False)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit=unit,
+        unit_scale=unit == "step",
+        disable=not progress,
+        mininterval=0.5,
+        leave=False,
+    )
 
 
 def check_data(model, images, labels):
@@ -104,8 +125,18 @@ def check_positive_int(name, value):
     return int(value)
 
 
-def settings(trainer, images, labels, resume, epochs, schedule, record_every,
-              default_epochs, default_lr, batch_size=None):
+def settings(
+    trainer,
+    images,
+    labels,
+    resume,
+    epochs,
+    schedule,
+    record_every,
+    default_epochs,
+    default_lr,
+    batch_size=None,
+):
     """Validated (epochs, schedule, record_every, start_step, past_losses).
 
     On resume the state's settings are used; any that the caller also gave
@@ -115,29 +146,49 @@ def settings(trainer, images, labels, resume, epochs, schedule, record_every,
         epochs = check_positive_int("epochs", default_epochs if epochs is None else epochs)
         schedule = Constant(default_lr) if schedule is None else schedule
         if not callable(schedule) or not hasattr(schedule, "values"):
-            raise ValueError(f"schedule must be a schedule from mlp_lib.schedules, "
-                             f"got {schedule!r}")
-        record_every = check_positive_int("record_every",
-                                           100 if record_every is None else record_every)
+            raise ValueError(
+                f"schedule must be a schedule from mlp_lib.schedules, got {schedule!r}"
+            )
+        record_every = check_positive_int(
+            "record_every", 100 if record_every is None else record_every
+        )
         return epochs, schedule, record_every, 0, np.empty(0), fingerprint
     if not isinstance(resume, TrainingState):
-        raise ValueError(f"resume must be a TrainingState from load_checkpoint, got "
-                         f"{type(resume).__name__}")
-    saved = {"trainer": resume.trainer, "epochs": resume.epochs,
-             "record_every": resume.record_every, "data": resume.fingerprint,
-             "batch_size": resume.batch_size}
-    given = {"trainer": trainer, "epochs": epochs if epochs is not None else resume.epochs,
-             "record_every": record_every if record_every is not None else resume.record_every,
-             "data": fingerprint, "batch_size": batch_size}
+        raise ValueError(
+            f"resume must be a TrainingState from load_checkpoint, got {type(resume).__name__}"
+        )
+    saved = {
+        "trainer": resume.trainer,
+        "epochs": resume.epochs,
+        "record_every": resume.record_every,
+        "data": resume.fingerprint,
+        "batch_size": resume.batch_size,
+    }
+    given = {
+        "trainer": trainer,
+        "epochs": epochs if epochs is not None else resume.epochs,
+        "record_every": record_every if record_every is not None else resume.record_every,
+        "data": fingerprint,
+        "batch_size": batch_size,
+    }
     if schedule is not None and schedule_to_dict(schedule) != resume.schedule:
-        raise ValueError(f"resume: schedule {schedule!r} differs from the checkpoint's "
-                         f"{resume.schedule}")
+        raise ValueError(
+            f"resume: schedule {schedule!r} differs from the checkpoint's {resume.schedule}"
+        )
     for key in saved:
         if saved[key] != given[key]:
-            raise ValueError(f"resume: {key} {given[key]!r} differs from the checkpoint's "
-                             f"{saved[key]!r} (resume with the same data and settings)")
-    return (resume.epochs, schedule_from_dict(resume.schedule), resume.record_every,
-            resume.step, np.asarray(resume.losses, dtype=np.float64), fingerprint)
+            raise ValueError(
+                f"resume: {key} {given[key]!r} differs from the checkpoint's "
+                f"{saved[key]!r} (resume with the same data and settings)"
+            )
+    return (
+        resume.epochs,
+        schedule_from_dict(resume.schedule),
+        resume.record_every,
+        resume.step,
+        np.asarray(resume.losses, dtype=np.float64),
+        fingerprint,
+    )
 
 
 def _bad_layer(params, sample, activation):
@@ -165,13 +216,17 @@ def diverged(history, step, lr, on_divergence, model, sample, params):
             f"training diverged at step {step} (learning rate {lr:g}): the loss is not "
             f"finite; the first non-finite {what} is in layer {layer}. The model keeps "
             f"its weights from before step {step}. Lower the learning rate, or pass "
-            f"on_divergence='stop' or 'continue'.", step, lr, history)
+            f"on_divergence='stop' or 'continue'.",
+            step,
+            lr,
+            history,
+        )
 
 
 def block_means(losses, record_every):
     """The mean of each complete block of ``record_every`` losses (``loss_curve``)."""
     n_blocks = len(losses) // record_every
-    return losses[:n_blocks * record_every].reshape(n_blocks, record_every).mean(axis=1)
+    return losses[: n_blocks * record_every].reshape(n_blocks, record_every).mean(axis=1)
 
 
 @contextmanager
@@ -183,8 +238,8 @@ def closing(bar, history, losses, start_time):
     finally:
         bar.close()
         history.seconds = time.perf_counter() - start_time
-        history.losses = losses[:history.steps].copy()
-        history.loss_curve = block_means(losses[:history.steps], history.record_every)
+        history.losses = losses[: history.steps].copy()
+        history.loss_curve = block_means(losses[: history.steps], history.record_every)
 
 
 _ACTIVE = threading.local()
@@ -209,6 +264,7 @@ def sigint_flag():
 
     def handler(signum, frame):
         flag[0] = True
+
     previous = signal.signal(signal.SIGINT, handler)
     _ACTIVE.flag = flag
     try:
@@ -222,26 +278,48 @@ def interrupted(step, checkpoint, model, state, history):
     """Save a checkpoint (if a path was given) and build the exception."""
     if checkpoint is not None:
         save_checkpoint(checkpoint, model, state)
-        how = (f"checkpoint saved to {checkpoint}; resume with "
-               f"load_checkpoint({str(checkpoint)!r}) and resume=state "
-               f"(CLI: python -m mlp_lib train --resume {checkpoint})")
+        how = (
+            f"checkpoint saved to {checkpoint}; resume with "
+            f"load_checkpoint({str(checkpoint)!r}) and resume=state "
+            f"(CLI: python -m mlp_lib train --resume {checkpoint})"
+        )
     else:
         how = "no checkpoint path was given, so nothing was saved"
-    return TrainingInterrupted(f"training interrupted after step {step}: {how}",
-                               step, checkpoint, history)
+    return TrainingInterrupted(
+        f"training interrupted after step {step}: {how}", step, checkpoint, history
+    )
 
 
 def check_divergence_mode(on_divergence):
     if on_divergence not in ("raise", "stop", "continue"):
-        raise ValueError(f"on_divergence must be 'raise', 'stop' or 'continue', "
-                         f"got {on_divergence!r}")
+        raise ValueError(
+            f"on_divergence must be 'raise', 'stop' or 'continue', got {on_divergence!r}"
+        )
 
 
-
-
-def interrupted_state(trainer, history, epochs, schedule, record_every, fingerprint,
-                      batch_size=None, rng_state=None, extra=None, arrays=None):
+def interrupted_state(
+    trainer,
+    history,
+    epochs,
+    schedule,
+    record_every,
+    fingerprint,
+    batch_size=None,
+    rng_state=None,
+    extra=None,
+    arrays=None,
+):
     """The ``TrainingState`` that lets a run stopped after ``history.steps`` resume."""
-    return TrainingState(trainer, history.steps, epochs, schedule_to_dict(schedule),
-                         record_every, fingerprint, history.losses, batch_size, rng_state,
-                         extra, arrays)
+    return TrainingState(
+        trainer,
+        history.steps,
+        epochs,
+        schedule_to_dict(schedule),
+        record_every,
+        fingerprint,
+        history.losses,
+        batch_size,
+        rng_state,
+        extra,
+        arrays,
+    )

@@ -17,9 +17,19 @@ import numpy as np
 from ._blas import add_product
 from .checkpoint import data_fingerprint
 from .functional import softmax_cross_entropy_grad
-from .lifecycle import (History, check_data, check_divergence_mode, check_positive_int, closing,
-                        diverged, interrupted, interrupted_state, progress_bar, settings,
-                        sigint_flag)
+from .lifecycle import (
+    History,
+    check_data,
+    check_divergence_mode,
+    check_positive_int,
+    closing,
+    diverged,
+    interrupted,
+    interrupted_state,
+    progress_bar,
+    settings,
+    sigint_flag,
+)
 from .model import MLP, as_generator, evaluate
 from .optim import SGD
 
@@ -46,6 +56,7 @@ def sgd_backward_update(model, probs, cache, labels, lr, weight_decay=0.0):
     """
     A = cache["A"]
     lr = model.dtype.type(lr)
+    # fmt: off
     keep = 1 - lr * model.dtype.type(weight_decay)             # 1 - ηλ
     delta = softmax_cross_entropy_grad(probs, labels)         # Δ_L = (Ŷ - Y)/N
     for layer in reversed(range(model.n_layers)):
@@ -56,18 +67,33 @@ def sgd_backward_update(model, probs, cache, labels, lr, weight_decay=0.0):
         model.biases[layer] += np.add.reduce(step, 0)          # b_l - η Σ_n Δ_l
         if layer > 0:
             delta = below
+    # fmt: on
 
 
-def _options(optimizer, weight_decay, dropout, input_dropout, max_norm, augment, patience,
-             val_images, val_labels):
+def _options(
+    optimizer,
+    weight_decay,
+    dropout,
+    input_dropout,
+    max_norm,
+    augment,
+    patience,
+    val_images,
+    val_labels,
+):
     """The options a resumed run must share with the interrupted one."""
-    return {"optimizer": repr(optimizer), "weight_decay": float(weight_decay),
-            "dropout": float(dropout), "input_dropout": float(input_dropout),
-            "max_norm": None if max_norm is None else float(max_norm), "patience": patience,
-            "augment": None if augment is None else getattr(augment, "__qualname__",
-                                                            type(augment).__name__),
-            "validation": None if val_images is None else data_fingerprint(val_images,
-                                                                            val_labels)}
+    return {
+        "optimizer": repr(optimizer),
+        "weight_decay": float(weight_decay),
+        "dropout": float(dropout),
+        "input_dropout": float(input_dropout),
+        "max_norm": None if max_norm is None else float(max_norm),
+        "patience": patience,
+        "augment": None
+        if augment is None
+        else getattr(augment, "__qualname__", type(augment).__name__),
+        "validation": None if val_images is None else data_fingerprint(val_images, val_labels),
+    }
 
 
 def _saved(options, optimizer, history, best, dropout_rng, augment_rng):
@@ -76,12 +102,17 @@ def _saved(options, optimizer, history, best, dropout_rng, augment_rng):
     arrays = {f"optimizer_{name}": array for name, array in arrays.items()}
     if best[2] is not None:
         arrays.update({f"best_{i}": p for i, p in enumerate(best[2])})
-    extra = {"options": options, "optimizer": optimizer_meta,
-             "dropout_rng": None if dropout_rng is None else dropout_rng.bit_generator.state,
-             "augment_rng": None if augment_rng is None else augment_rng.bit_generator.state,
-             "epoch_loss": history.epoch_loss, "val_loss": history.val_loss,
-             "val_accuracy": history.val_accuracy,
-             "best_loss": None if best[1] is None else best[0], "best_epoch": best[1]}
+    extra = {
+        "options": options,
+        "optimizer": optimizer_meta,
+        "dropout_rng": None if dropout_rng is None else dropout_rng.bit_generator.state,
+        "augment_rng": None if augment_rng is None else augment_rng.bit_generator.state,
+        "epoch_loss": history.epoch_loss,
+        "val_loss": history.val_loss,
+        "val_accuracy": history.val_accuracy,
+        "best_loss": None if best[1] is None else best[0],
+        "best_epoch": best[1],
+    }
     return extra, arrays
 
 
@@ -90,16 +121,26 @@ def _restore(resume, options, optimizer, params, history, dropout_rng, augment_r
     extra, arrays = resume.extra or {}, resume.arrays or {}
     saved = extra.get("options")
     if saved is None:
-        raise ValueError("resume: the checkpoint has no mini-batch state (made by an "
-                         "older mlp_lib); start the run again")
+        raise ValueError(
+            "resume: the checkpoint has no mini-batch state (made by an "
+            "older mlp_lib); start the run again"
+        )
     for key in options:
         if saved.get(key) != options[key]:
-            raise ValueError(f"resume: {key} {options[key]!r} differs from the checkpoint's "
-                             f"{saved.get(key)!r} (resume with the same options)")
+            raise ValueError(
+                f"resume: {key} {options[key]!r} differs from the checkpoint's "
+                f"{saved.get(key)!r} (resume with the same options)"
+            )
     if hasattr(optimizer, "load_state"):
-        optimizer.load_state(extra["optimizer"], {name[len("optimizer_"):]: a for name, a
-                                                  in arrays.items()
-                                                  if name.startswith("optimizer_")}, params)
+        optimizer.load_state(
+            extra["optimizer"],
+            {
+                name[len("optimizer_") :]: a
+                for name, a in arrays.items()
+                if name.startswith("optimizer_")
+            },
+            params,
+        )
     for generator, key in ((dropout_rng, "dropout_rng"), (augment_rng, "augment_rng")):
         if generator is not None:
             generator.bit_generator.state = extra[key]
@@ -119,12 +160,30 @@ def _max_norm(weights, limit):
         w *= np.minimum(1, limit / np.maximum(norms, 1e-12)).astype(w.dtype)
 
 
-def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
-                    schedule=None, seed=None, record_every=None, progress=None,
-                    on_divergence="raise", checkpoint=None, resume=None, optimizer=None,
-                    weight_decay=0.0, dropout=0.0, input_dropout=0.0, max_norm=None,
-                    augment=None, validation=None, patience=None, max_steps=None,
-                    checkpoint_info=None):
+def train_minibatch(
+    model: MLP,
+    images,
+    labels,
+    epochs=None,
+    batch_size=128,
+    schedule=None,
+    seed=None,
+    record_every=None,
+    progress=None,
+    on_divergence="raise",
+    checkpoint=None,
+    resume=None,
+    optimizer=None,
+    weight_decay=0.0,
+    dropout=0.0,
+    input_dropout=0.0,
+    max_norm=None,
+    augment=None,
+    validation=None,
+    patience=None,
+    max_steps=None,
+    checkpoint_info=None,
+):
     """Mini-batch training on the mean cross-entropy, shuffled each epoch.
 
     Each epoch draws a permutation from ``numpy.random.default_rng(seed)`` (or the
@@ -188,8 +247,9 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     if not hasattr(optimizer, "step"):
         raise ValueError(f"optimizer must be one of mlp_lib.optim, got {optimizer!r}")
     if weight_decay < 0 or (max_norm is not None and max_norm <= 0):
-        raise ValueError(f"weight_decay must be >= 0 and max_norm > 0, got "
-                         f"{weight_decay!r} and {max_norm!r}")
+        raise ValueError(
+            f"weight_decay must be >= 0 and max_norm > 0, got {weight_decay!r} and {max_norm!r}"
+        )
     if patience is not None:
         patience = check_positive_int("patience", patience)
         if validation is None:
@@ -197,15 +257,26 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     val_images = val_labels = None
     if validation is not None:
         val_images, val_labels = check_data(model, *validation)
-    options = None                       # what a resumed run must share, when needed
+    options = None  # what a resumed run must share, when needed
     if checkpoint is not None or resume is not None:
-        options = _options(optimizer, weight_decay, dropout, input_dropout, max_norm,
-                           augment, patience, val_images, val_labels)
+        options = _options(
+            optimizer,
+            weight_decay,
+            dropout,
+            input_dropout,
+            max_norm,
+            augment,
+            patience,
+            val_images,
+            val_labels,
+        )
     epochs, schedule, record_every, start, past, fingerprint = settings(
-        "minibatch", images, labels, resume, epochs, schedule, record_every, 1, 0.1,
-        batch_size)
+        "minibatch", images, labels, resume, epochs, schedule, record_every, 1, 0.1, batch_size
+    )
     rng = as_generator(seed)
-    dropout_rng, augment_rng = rng.spawn(2) if (dropout or input_dropout or augment) else (None, None)
+    dropout_rng, augment_rng = (
+        rng.spawn(2) if (dropout or input_dropout or augment) else (None, None)
+    )
     n_batches = -(-len(images) // batch_size)
     total = epochs * n_batches
     stop = total if max_steps is None else min(total, check_positive_int("max_steps", max_steps))
@@ -213,7 +284,7 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
     losses = np.empty(total)
     losses[:start] = past
     history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
-    best = (np.inf, None, None)          # (validation loss, epoch, parameters)
+    best = (np.inf, None, None)  # (validation loss, epoch, parameters)
     params = model.weights + model.biases
     if resume is not None:
         rng.bit_generator.state = resume.rng_state
@@ -231,27 +302,36 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                 if step == start or position == 0:
                     epoch_rng_state = rng.bit_generator.state
                     order = rng.permutation(len(images))
-                rows = order[position * batch_size:(position + 1) * batch_size]
+                rows = order[position * batch_size : (position + 1) * batch_size]
                 batch, batch_labels = images.take(rows, 0), labels.take(rows)  # (take: faster)
                 if augment is not None:
                     batch = augment(batch, augment_rng)
-                probs, cache = model.forward_cache(batch, dropout, input_dropout, dropout_rng,
-                                                   batch_labels)
+                probs, cache = model.forward_cache(
+                    batch, dropout, input_dropout, dropout_rng, batch_labels
+                )
                 loss = cache["loss"]
                 losses[step] = loss
                 if not math.isfinite(loss):
-                    diverged(history, step, rates[step], on_divergence, model, batch,
-                              list(zip(model.weights, model.biases)))
+                    diverged(
+                        history,
+                        step,
+                        rates[step],
+                        on_divergence,
+                        model,
+                        batch,
+                        list(zip(model.weights, model.biases)),
+                    )
                     if on_divergence == "stop":
                         break
                 if fused:
-                    sgd_backward_update(model, probs, cache, batch_labels, rates[step],
-                                        weight_decay)
+                    sgd_backward_update(
+                        model, probs, cache, batch_labels, rates[step], weight_decay
+                    )
                 else:
-                    weight_grads, bias_grads = model.backward(probs, cache, batch_labels,
-                                                              weight_decay)
-                    optimizer.step(params, weight_grads + bias_grads,
-                                   model.dtype.type(rates[step]))
+                    weight_grads, bias_grads = model.backward(
+                        probs, cache, batch_labels, weight_decay
+                    )
+                    optimizer.step(params, weight_grads + bias_grads, model.dtype.type(rates[step]))
                 if max_norm is not None:
                     _max_norm(model.weights[:-1], max_norm)
                 history.steps = step + 1
@@ -259,7 +339,7 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                 if position < n_batches - 1:
                     continue
                 # ---- end of an epoch
-                history.epoch_loss.append(float(losses[step + 1 - n_batches:step + 1].mean()))
+                history.epoch_loss.append(float(losses[step + 1 - n_batches : step + 1].mean()))
                 if validation is None:
                     continue
                 val_loss, val_accuracy = evaluate(model, val_images, val_labels)
@@ -275,12 +355,21 @@ def train_minibatch(model: MLP, images, labels, epochs=None, batch_size=128,
                     p[...] = kept
                 history.best_epoch = best[1]
     except KeyboardInterrupt:
-        if history.steps % n_batches == 0:   # between epochs: next shuffle not drawn yet
+        if history.steps % n_batches == 0:  # between epochs: next shuffle not drawn yet
             epoch_rng_state = rng.bit_generator.state
         extra, arrays = _saved(options, optimizer, history, best, dropout_rng, augment_rng)
         extra["info"] = checkpoint_info
-        state = interrupted_state("minibatch", history, epochs, schedule, record_every,
-                                  fingerprint, batch_size, epoch_rng_state, extra, arrays)
+        state = interrupted_state(
+            "minibatch",
+            history,
+            epochs,
+            schedule,
+            record_every,
+            fingerprint,
+            batch_size,
+            epoch_rng_state,
+            extra,
+            arrays,
+        )
         raise interrupted(history.steps, checkpoint, model, state, history) from None
     return history
-

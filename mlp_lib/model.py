@@ -50,8 +50,13 @@ import numbers
 
 import numpy as np
 from ._blas import matmul, zeros_like
-from .functional import (ACTIVATIONS, cross_entropy, softmax, softmax_cross_entropy,
-                         softmax_cross_entropy_grad)
+from .functional import (
+    ACTIVATIONS,
+    cross_entropy,
+    softmax,
+    softmax_cross_entropy,
+    softmax_cross_entropy_grad,
+)
 from .init import INITS, initialize
 
 __all__ = ["MLP", "as_generator", "evaluate"]
@@ -63,8 +68,7 @@ def as_generator(seed):
         return seed
     if seed is None or (isinstance(seed, numbers.Integral) and seed >= 0):
         return np.random.default_rng(seed)
-    raise ValueError(f"seed must be None, a non-negative int or a numpy Generator, "
-                     f"got {seed!r}")
+    raise ValueError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
 
 
 def _dropout_mask(shape, rate, rng, dtype):
@@ -116,15 +120,14 @@ class MLP:
     biases : list of ndarray, ``biases[l]`` of shape ``(n_out,)``
     """
 
-    def __init__(self, layer_sizes, activation="relu", init="he", seed=None,
-                 dtype=np.float64, init_std=0.1):
+    def __init__(
+        self, layer_sizes, activation="relu", init="he", seed=None, dtype=np.float64, init_std=0.1
+    ):
         sizes = list(layer_sizes)
-        if len(sizes) < 2 or not all(isinstance(s, numbers.Integral) and s > 0
-                                     for s in sizes):
+        if len(sizes) < 2 or not all(isinstance(s, numbers.Integral) and s > 0 for s in sizes):
             raise ValueError(f"layer_sizes must be at least two positive ints, got {sizes}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; valid: "
-                             f"{', '.join(ACTIVATIONS)}")
+            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
         dtype = np.dtype(dtype)
@@ -134,8 +137,9 @@ class MLP:
         self.activation = activation
         self.init = init
         self.dtype = dtype
-        self.weights, self.biases = initialize(self.layer_sizes, init, as_generator(seed),
-                                               dtype, std=init_std)
+        self.weights, self.biases = initialize(
+            self.layer_sizes, init, as_generator(seed), dtype, std=init_std
+        )
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -144,8 +148,10 @@ class MLP:
         return len(self.weights)
 
     def __repr__(self):
-        return (f"MLP({self.layer_sizes}, activation={self.activation!r}, "
-                f"init={self.init!r}, dtype={self.dtype.name})")
+        return (
+            f"MLP({self.layer_sizes}, activation={self.activation!r}, "
+            f"init={self.init!r}, dtype={self.dtype.name})"
+        )
 
     def copy(self):
         """A deep copy (same architecture, copied parameters)."""
@@ -163,8 +169,10 @@ class MLP:
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != self.layer_sizes[0]:
-            raise ValueError(f"inputs must have shape (N, {self.layer_sizes[0]}) or "
-                             f"({self.layer_sizes[0]},), got {np.shape(x)}")
+            raise ValueError(
+                f"inputs must have shape (N, {self.layer_sizes[0]}) or "
+                f"({self.layer_sizes[0]},), got {np.shape(x)}"
+            )
         arr = arr.astype(self.dtype, copy=False)
         # min and max propagate NaN and reach ±inf, without the temporary of
         # isfinite(arr).all(), which costs 0.1 s on MNIST's 47M values
@@ -178,12 +186,15 @@ class MLP:
         if labels.ndim == 0:
             labels = labels[None]
         if labels.shape != (n_rows,) or labels.dtype.kind not in "iu":
-            raise ValueError(f"labels must be {n_rows} integers, got shape "
-                             f"{labels.shape} dtype {labels.dtype}")
+            raise ValueError(
+                f"labels must be {n_rows} integers, got shape {labels.shape} dtype {labels.dtype}"
+            )
         n_classes = self.layer_sizes[-1]
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-            raise ValueError(f"labels must lie in 0..{n_classes - 1}, got values in "
-                             f"{labels.min()}..{labels.max()}")
+            raise ValueError(
+                f"labels must lie in 0..{n_classes - 1}, got values in "
+                f"{labels.min()}..{labels.max()}"
+            )
         return labels
 
     # ------------------------------------------------------------------ forward
@@ -212,6 +223,7 @@ class MLP:
             raise ValueError("dropout needs a numpy Generator: pass rng=")
         masks = [_dropout_mask(x.shape, input_dropout, rng, x.dtype)]
         A = [x if masks[0] is None else x * masks[0]]
+        # fmt: off
         A_undropped = [A[0]]
         for W, b in zip(self.weights[:-1], self.biases[:-1]):
             Z = matmul(A[-1], W)                                   # Z_l = A_{l-1} W_l + b_l
@@ -226,6 +238,7 @@ class MLP:
             return softmax(Z_L), cache                             # Ŷ = softmax(Z_L)
         probs, cache["loss"] = softmax_cross_entropy(Z_L, labels)
         return probs, cache
+        # fmt: on
 
     def backward(self, probs, cache, labels, weight_decay=0.0):
         r"""Gradients of the mean cross-entropy from ``forward_cache``'s output.
@@ -240,6 +253,7 @@ class MLP:
         A = cache["A"]
         weight_grads = [None] * self.n_layers
         bias_grads = [None] * self.n_layers
+        # fmt: off
         delta = softmax_cross_entropy_grad(probs, labels)         # Δ_L = (Ŷ - Y)/N
         for layer in reversed(range(self.n_layers)):
             weight_grads[layer] = matmul(A[layer].T, delta)        # A_{l-1}ᵀ Δ_l
@@ -249,20 +263,21 @@ class MLP:
             if layer > 0:
                 delta = self.delta_below(layer, delta, cache)      # Δ_{l-1}
         return weight_grads, bias_grads
+        # fmt: on
 
     def delta_below(self, layer, delta, cache):
         r""":math:`\Delta_{l-1} = (\Delta_l W_l^\top) \odot \mathrm{act}'(Z_{l-1})`,
         times the dropout mask :math:`M_{l-1}` if there is one. ``layer`` is the
         0-based index of :math:`W_l` in ``weights``; ``W_l`` must not have been
         updated yet."""
-        below = _times_act_grad(self.activation, matmul(delta, self.weights[layer].T),
-                                cache["A_undropped"][layer])
+        below = _times_act_grad(
+            self.activation, matmul(delta, self.weights[layer].T), cache["A_undropped"][layer]
+        )
         if cache["M"][layer] is not None:
             below *= cache["M"][layer]
         return below
 
-    def gradients(self, x, labels, weight_decay=0.0, dropout=0.0, input_dropout=0.0,
-                  rng=None):
+    def gradients(self, x, labels, weight_decay=0.0, dropout=0.0, input_dropout=0.0, rng=None):
         """Mean loss and its gradients over the rows of ``x``.
 
         ``weight_decay`` adds :math:`\\tfrac{\\lambda}{2}\\sum_l\\lVert W_l\\rVert^2` to the
@@ -291,12 +306,12 @@ class MLP:
         x = self.as_batch(x)
         out = np.empty((len(x), self.layer_sizes[-1]), dtype=self.dtype)
         for start in range(0, len(x), batch_size):
-            A = x[start:start + batch_size]
+            A = x[start : start + batch_size]
             for W, b in zip(self.weights[:-1], self.biases[:-1]):
                 Z = matmul(A, W)
                 Z += b
                 A = _activate(self.activation, Z)
-            out[start:start + batch_size] = matmul(A, self.weights[-1]) + self.biases[-1]
+            out[start : start + batch_size] = matmul(A, self.weights[-1]) + self.biases[-1]
         return out
 
     def forward(self, x):

@@ -46,6 +46,7 @@ class SGD:
         # in place, through one reused scratch array per parameter: no
         # weight-sized temporaries are allocated per step
         momentum = params[0].dtype.type(self.momentum)
+        # fmt: off
         for p, g, v, scaled in zip(params, grads, self.velocity, self.scratch):
             np.multiply(g, lr, out=scaled)               # η g
             v *= momentum
@@ -56,25 +57,31 @@ class SGD:
                 p += scaled
             else:
                 p += v                                   # θ += v
+        # fmt: on
 
     def state(self):
         """What ``step`` has accumulated, to resume bit for bit: a JSON-ready
         dict of settings and a dict of arrays (the velocities, once made)."""
-        arrays = {} if self.velocity is None else {
-            f"velocity_{i}": v for i, v in enumerate(self.velocity)}
+        arrays = (
+            {}
+            if self.velocity is None
+            else {f"velocity_{i}": v for i, v in enumerate(self.velocity)}
+        )
         return {"kind": "sgd", "momentum": self.momentum, "nesterov": self.nesterov}, arrays
 
     def load_state(self, meta, arrays, params):
         """Continue from ``state()``'s output; the settings must be the same."""
-        _check_same(self, meta, {"kind": "sgd", "momentum": self.momentum,
-                                 "nesterov": self.nesterov})
+        _check_same(
+            self, meta, {"kind": "sgd", "momentum": self.momentum, "nesterov": self.nesterov}
+        )
         if arrays:
             self.velocity = _arrays_like(arrays, "velocity", params)
             self.scratch = [np.empty_like(p) for p in params]
 
     def __repr__(self):
-        return (f"SGD(momentum={self.momentum:g}"
-                + (", nesterov=True" if self.nesterov else "") + ")")
+        return (
+            f"SGD(momentum={self.momentum:g}" + (", nesterov=True" if self.nesterov else "") + ")"
+        )
 
 
 class Adam:
@@ -95,29 +102,41 @@ class Adam:
             self.m = [np.zeros_like(p) for p in params]
             self.s = [np.zeros_like(p) for p in params]
         self.t += 1
-        correction1 = 1 - self.beta1 ** self.t
-        correction2 = 1 - self.beta2 ** self.t
+        correction1 = 1 - self.beta1**self.t
+        correction2 = 1 - self.beta2**self.t
+        # fmt: off
         for p, g, m, s in zip(params, grads, self.m, self.s):
             m *= self.beta1
             m += (1 - self.beta1) * g                    # m = β1 m + (1-β1) g
             s *= self.beta2
             s += (1 - self.beta2) * g * g                # s = β2 s + (1-β2) g²
             p -= (lr / correction1) * m / (np.sqrt(s / correction2) + self.eps)
+        # fmt: on
 
     def state(self):
         """What ``step`` has accumulated, to resume bit for bit: a JSON-ready
         dict of settings and step count, and a dict of arrays (the moments)."""
         arrays = {}
         if self.m is not None:
-            arrays = {**{f"m_{i}": m for i, m in enumerate(self.m)},
-                      **{f"s_{i}": s for i, s in enumerate(self.s)}}
-        return {"kind": "adam", "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
-                "t": self.t}, arrays
+            arrays = {
+                **{f"m_{i}": m for i, m in enumerate(self.m)},
+                **{f"s_{i}": s for i, s in enumerate(self.s)},
+            }
+        return {
+            "kind": "adam",
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps": self.eps,
+            "t": self.t,
+        }, arrays
 
     def load_state(self, meta, arrays, params):
         """Continue from ``state()``'s output; the settings must be the same."""
-        _check_same(self, {k: v for k, v in meta.items() if k != "t"},
-                    {"kind": "adam", "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps})
+        _check_same(
+            self,
+            {k: v for k, v in meta.items() if k != "t"},
+            {"kind": "adam", "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps},
+        )
         self.t = int(meta["t"])
         if arrays:
             self.m = _arrays_like(arrays, "m", params)
@@ -129,8 +148,9 @@ class Adam:
 
 def _check_same(optimizer, saved, expected):
     if saved != expected:
-        raise ValueError(f"resume: the optimiser {optimizer!r} differs from the "
-                         f"checkpoint's {saved}")
+        raise ValueError(
+            f"resume: the optimiser {optimizer!r} differs from the checkpoint's {saved}"
+        )
 
 
 def _arrays_like(arrays, name, params):
@@ -139,14 +159,19 @@ def _arrays_like(arrays, name, params):
     for i, p in enumerate(params):
         array = arrays.get(f"{name}_{i}")
         if array is None or array.shape != p.shape:
-            raise ValueError(f"resume: optimiser state {name}_{i} is missing or has the "
-                             f"wrong shape")
+            raise ValueError(
+                f"resume: optimiser state {name}_{i} is missing or has the wrong shape"
+            )
         out.append(np.array(array, dtype=p.dtype))
     return out
 
 
-OPTIMIZERS = {"sgd": SGD, "momentum": lambda: SGD(0.9), "nesterov": lambda: SGD(0.9, True),
-              "adam": Adam}
+OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": lambda: SGD(0.9),
+    "nesterov": lambda: SGD(0.9, True),
+    "adam": Adam,
+}
 
 
 def make_optimizer(name):

@@ -45,8 +45,18 @@ from threadpoolctl import threadpool_limits
 
 from ._blas import sparse_kernels, zeros_like
 from .functional import ACTIVATIONS
-from .lifecycle import (History, check_data, check_divergence_mode, closing, diverged,
-                        interrupted, interrupted_state, progress_bar, settings, sigint_flag)
+from .lifecycle import (
+    History,
+    check_data,
+    check_divergence_mode,
+    closing,
+    diverged,
+    interrupted,
+    interrupted_state,
+    progress_bar,
+    settings,
+    sigint_flag,
+)
 from .model import MLP
 
 __all__ = ["train_per_sample", "SPARSE_FIRST_LAYER", "GATHER_MIN_SIZE"]
@@ -71,13 +81,13 @@ def _sparse_rows(images, bias_column=None):
     each row ends with that column and the value 1 (the bias input)."""
     n_rows, n_columns = images.shape
     nonzero = images != 0
-    flat = np.flatnonzero(nonzero)                   # row-major: rows in order
+    flat = np.flatnonzero(nonzero)  # row-major: rows in order
     extra = 0 if bias_column is None else 1
     ptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(nonzero.sum(axis=1) + extra, out=ptr[1:])
     pixel_slots = np.ones(ptr[-1], dtype=bool)
     if extra:
-        pixel_slots[ptr[1:] - 1] = False             # each row's last slot: the bias
+        pixel_slots[ptr[1:] - 1] = False  # each row's last slot: the bias
     columns = np.full(ptr[-1], -1 if bias_column is None else bias_column, dtype=np.int64)
     values = np.ones(ptr[-1], dtype=images.dtype)
     columns[pixel_slots] = flat % n_columns
@@ -97,9 +107,18 @@ def _write_back(augmented, model):
             bias[...] = matrix[-1]
 
 
-def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
-                     record_every=None, progress=None, on_divergence="raise",
-                     checkpoint=None, resume=None):
+def train_per_sample(
+    model: MLP,
+    images,
+    labels,
+    epochs=None,
+    schedule=None,
+    record_every=None,
+    progress=None,
+    on_divergence="raise",
+    checkpoint=None,
+    resume=None,
+):
     """The report's training, fast: SGD with batch size 1 in the given order.
 
     Same results as ``mlp_lib.reference.train_per_sample`` (up to rounding),
@@ -137,11 +156,12 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
     images, labels = check_data(model, images, labels)
     check_divergence_mode(on_divergence)
     epochs, schedule, record_every, start, past, fingerprint = settings(
-        "per-sample", images, labels, resume, epochs, schedule, record_every, 3, 0.01)
+        "per-sample", images, labels, resume, epochs, schedule, record_every, 3, 0.01
+    )
     n_samples = len(images)
     total = epochs * n_samples
     rate_list = np.asarray(schedule.values(total), dtype=np.float64).tolist()
-    label_list = labels.tolist()          # Python ints and floats: cheaper in the loop
+    label_list = labels.tolist()  # Python ints and floats: cheaper in the loop
 
     # The report's bias trick without its concatenations: each layer's bias is
     # an extra last row of its weight matrix, fed by a constant 1 that sits at
@@ -159,20 +179,22 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
     # views made once, not per step: [A_l, 1] buffers, their A_l parts, W_l
     # without its bias row, and the Fortran-ordered transposes ger updates
     activations = [None] + [buffer[:-1] for buffer in buffers[1:]]
-    zeros = [None] + [zeros_like(a) for a in activations[1:]]    # for ReLU's maximum
+    zeros = [None] + [zeros_like(a) for a in activations[1:]]  # for ReLU's maximum
     weights_only = [matrix[:-1] for matrix in augmented]
     transposed = [matrix.T for matrix in augmented]
     sigmoid_hidden = model.activation == "sigmoid"
     relu_hidden = model.activation == "relu"
-    act, act_grad = ACTIVATIONS[model.activation]   # other activations: the generic path
+    act, act_grad = ACTIVATIONS[model.activation]  # other activations: the generic path
     # ReLU zeroes units exactly, and a unit with A = 0 adds nothing to the next
     # layer's Z = A W + b, leaves its weight row unchanged (η · 0 · δ) and gets
     # δ = 0 (relu' = 0): like layer 1's blank pixels, its row need not be
     # touched. After a few thousand steps about 75% of layer 1's units are 0,
     # so a big layer whose input is at most half active works on a gathered
     # block of the active rows: fewer bytes moved, which is what a step costs.
-    gather_layer = [relu_hidden and layer > 0 and matrix.size >= GATHER_MIN_SIZE
-                    for layer, matrix in enumerate(augmented)]
+    gather_layer = [
+        relu_hidden and layer > 0 and matrix.size >= GATHER_MIN_SIZE
+        for layer, matrix in enumerate(augmented)
+    ]
     gathered = [None] * len(augmented)
     n_layers, dtype = model.n_layers, model.dtype
 
@@ -185,56 +207,68 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
         # thread hand-offs cost more than the work (two threads make a step slower)
         # over="ignore": σ's e^{-z} = inf gives σ = 0, as it should (entering
         # errstate once, not once per layer and step, saves microseconds a step)
-        with sigint_flag() as interrupt, threadpool_limits(1), np.errstate(over="ignore"), \
-                closing(bar, history, losses, time.perf_counter()), \
-                _write_back(augmented, model):
+        with (
+            sigint_flag() as interrupt,
+            threadpool_limits(1),
+            np.errstate(over="ignore"),
+            closing(bar, history, losses, time.perf_counter()),
+            _write_back(augmented, model),
+        ):
             for step in range(start, total):
                 if interrupt[0]:
                     raise KeyboardInterrupt
                 lr = rate_list[step]
                 i = step % n_samples
                 # ---- forward: Z_l = A_{l-1} W_l + b_l, A_l = act(Z_l)
-                image_span = ptr[i:i + 2]                # where image i's pixels are listed
-                if sparse_first:      # Z_1 = Σ_p x_p [W_1; b_1]_p over x's nonzero pixels p
+                image_span = ptr[i : i + 2]  # where image i's pixels are listed
+                if sparse_first:  # Z_1 = Σ_p x_p [W_1; b_1]_p over x's nonzero pixels p
                     z = np.zeros(n_first_units, dtype)
-                    csr_matvecs(1, n_first_rows, n_first_units, image_span, columns, values,
-                                first_flat, z)
-                else:                 # the same on a copy of those rows
+                    csr_matvecs(
+                        1, n_first_rows, n_first_units, image_span, columns, values, first_flat, z
+                    )
+                else:  # the same on a copy of those rows
                     lo, hi = image_span.tolist()
                     pixels, intensities = columns[lo:hi], values[lo:hi]
                     first_rows = first_matrix[pixels]
                     z = intensities @ first_rows
                 for layer in range(1, n_layers):
-                    a = activations[layer]               # [A_l, 1]: write A_l in place
-                    if sigmoid_hidden:                   # σ(z) = 1 / (1 + e^{-z})
+                    a = activations[layer]  # [A_l, 1]: write A_l in place
+                    if sigmoid_hidden:  # σ(z) = 1 / (1 + e^{-z})
                         np.negative(z, out=a)
                         np.exp(a, out=a)
                         a += 1
                         np.reciprocal(a, out=a)
-                    elif relu_hidden:                    # max(0, z)
+                    elif relu_hidden:  # max(0, z)
                         np.maximum(z, zeros[layer], out=a)
                     else:
                         a[...] = act(z)
                     buffer = buffers[layer]
                     if gather_layer[layer]:
-                        active = buffer.nonzero()[0]             # active units, and the bias's 1
-                        if 2 * len(active) <= len(buffer):       # (take: a faster row gather)
+                        active = buffer.nonzero()[0]  # active units, and the bias's 1
+                        if 2 * len(active) <= len(buffer):  # (take: a faster row gather)
                             inputs, block = buffer[active], augmented[layer].take(active, 0)
                             gathered[layer] = (active, inputs, block)
-                            z = inputs @ block              # the zero rows add nothing
+                            z = inputs @ block  # the zero rows add nothing
                             continue
                         gathered[layer] = None
                     z = buffer @ augmented[layer]
                 # ---- loss: -ln softmax(z)_y = ln Σ e^{z_j - m} + m - z_y
                 label = label_list[i]
-                top = _max_reduce(z)                      # z.max() and .sum() without
-                exps = np.exp(z - top)                   # their Python wrappers
+                top = _max_reduce(z)  # z.max() and .sum() without
+                exps = np.exp(z - top)  # their Python wrappers
                 total_exp = _add_reduce(exps)
                 loss = math.log(total_exp) + top - z[label]
                 losses[step] = loss
                 if not math.isfinite(loss):
-                    diverged(history, step, lr, on_divergence, model, images[i],
-                             [(m[:-1], m[-1]) for m in augmented])
+                    diverged(
+                        history,
+                        step,
+                        lr,
+                        on_divergence,
+                        model,
+                        images[i],
+                        [(m[:-1], m[-1]) for m in augmented],
+                    )
                     if on_divergence == "stop":
                         break
                 # ---- backward: δ_L = ŷ - y; grads from the weights before update
@@ -242,33 +276,43 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                 delta /= total_exp
                 delta[label] -= 1
                 for layer in range(n_layers - 1, 0, -1):
-                    if gathered[layer] is not None:      # only the active units' rows
+                    if gathered[layer] is not None:  # only the active units' rows
                         active, inputs, block = gathered[layer]
-                        delta_active = block[:-1] @ delta                   # relu' = 1 on them
+                        delta_active = block[:-1] @ delta  # relu' = 1 on them
                         ger(-lr, delta, inputs, a=block.T, overwrite_a=1)
                         augmented[layer][active] = block
-                        if len(active) == 1:     # no unit active, only the bias: δ = 0 below,
-                            break                # so no weight below changes (W + 0 = W)
-                        delta = np.zeros(len(activations[layer]), dtype)   # relu' = 0 elsewhere
+                        if len(active) == 1:  # no unit active, only the bias: δ = 0 below,
+                            break  # so no weight below changes (W + 0 = W)
+                        delta = np.zeros(len(activations[layer]), dtype)  # relu' = 0 elsewhere
                         delta[active[:-1]] = delta_active
                         continue
-                    below = buffers[layer]                                # [A_{l-1}, 1]
-                    delta_below = weights_only[layer] @ delta               # δ_l W_lᵀ
-                    ger(-lr, delta, below, a=transposed[layer], overwrite_a=1)  # [W; b] -= η [a, 1]ᵀ δ
+                    below = buffers[layer]  # [A_{l-1}, 1]
+                    delta_below = weights_only[layer] @ delta  # δ_l W_lᵀ
+                    ger(
+                        -lr, delta, below, a=transposed[layer], overwrite_a=1
+                    )  # [W; b] -= η [a, 1]ᵀ δ
                     a = activations[layer]
-                    if sigmoid_hidden:                                    # ⊙ σ'(z) = a (1 - a)
+                    if sigmoid_hidden:  # ⊙ σ'(z) = a (1 - a)
                         delta_below *= a
                         delta_below *= 1 - a
-                    elif relu_hidden:                                     # ⊙ relu'(z) = [a > 0]
+                    elif relu_hidden:  # ⊙ relu'(z) = [a > 0]
                         delta_below *= a > 0
                     else:
                         delta_below *= act_grad(a)
                     delta = delta_below
-                else:                 # (skipped after a break: δ_1 = 0)
+                else:  # (skipped after a break: δ_1 = 0)
                     if sparse_first:  # [W_1; b_1]_p += x_p (-η δ_1) for x's nonzero pixels p
                         delta *= -lr
-                        csc_matvecs(n_first_rows, 1, n_first_units, image_span, columns, values,
-                                    delta, first_flat)
+                        csc_matvecs(
+                            n_first_rows,
+                            1,
+                            n_first_units,
+                            image_span,
+                            columns,
+                            values,
+                            delta,
+                            first_flat,
+                        )
                     else:
                         ger(-lr, delta, intensities, a=first_rows.T, overwrite_a=1)
                         first_matrix[pixels] = first_rows
@@ -276,7 +320,8 @@ def train_per_sample(model: MLP, images, labels, epochs=None, schedule=None,
                 if history.steps % record_every == 0:
                     bar.update(record_every)
     except KeyboardInterrupt:
-        state = interrupted_state("per-sample", history, epochs, schedule, record_every,
-                                  fingerprint)
+        state = interrupted_state(
+            "per-sample", history, epochs, schedule, record_every, fingerprint
+        )
         raise interrupted(history.steps, checkpoint, model, state, history) from None
     return history

@@ -7,8 +7,15 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["digit_grid", "network_diagram", "loss_curves", "confusion", "accuracy_bars",
-           "dataset_bars", "gradient_norms"]
+__all__ = [
+    "digit_grid",
+    "network_diagram",
+    "loss_curves",
+    "confusion",
+    "accuracy_bars",
+    "dataset_bars",
+    "gradient_norms",
+]
 
 
 def _axes(ax, figsize):
@@ -22,8 +29,9 @@ def digit_grid(images, titles, n_cols=8, title="", cmap="gray_r"):
     """Images (N, 784) as a grid of 28×28 digits, each titled by ``titles[i]``."""
     n = len(images)
     n_rows = -(-n // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols, 1.5 * n_rows + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(1.3 * n_cols, 1.5 * n_rows + 0.4), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, label in zip(axes.flat, images, titles):
@@ -56,8 +64,9 @@ def network_diagram(layer_sizes, activation="sigmoid", ax=None):
     return fig
 
 
-def loss_curves(curves, record_every=100, steps_per_epoch=60000, title="Training loss",
-                ax=None, log=True):
+def loss_curves(
+    curves, record_every=100, steps_per_epoch=60000, title="Training loss", ax=None, log=True
+):
     """Running-mean training loss against the step.
 
     ``curves`` maps a label to one curve or to several (one per seed, same
@@ -68,11 +77,16 @@ def loss_curves(curves, record_every=100, steps_per_epoch=60000, title="Training
     for label, runs in curves.items():
         runs = np.atleast_2d(np.asarray(runs, dtype=float))
         steps = (np.arange(runs.shape[1]) + 1) * record_every
-        line, = ax.plot(steps, runs.mean(axis=0), lw=1,
-                        label=label + (f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""))
+        (line,) = ax.plot(
+            steps,
+            runs.mean(axis=0),
+            lw=1,
+            label=label + (f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""),
+        )
         if len(runs) > 1:
-            ax.fill_between(steps, runs.min(axis=0), runs.max(axis=0), alpha=0.2,
-                            color=line.get_color(), lw=0)
+            ax.fill_between(
+                steps, runs.min(axis=0), runs.max(axis=0), alpha=0.2, color=line.get_color(), lw=0
+            )
     n_steps = max(np.atleast_2d(r).shape[1] for r in curves.values()) * record_every
     for epoch_end in range(steps_per_epoch, n_steps, steps_per_epoch):
         ax.axvline(epoch_end, color="grey", ls=":", lw=1)
@@ -91,8 +105,15 @@ def confusion(counts, title="Confusion matrix (test set)", ax=None):
     fig, ax = _axes(ax, (6, 5.2))
     image = ax.imshow(np.log1p(counts), cmap="Blues")
     for (i, j), value in np.ndenumerate(counts):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                color="white" if value > counts.max() / 3 else "black")
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if value > counts.max() / 3 else "black",
+        )
     ax.set_xticks(range(counts.shape[1]))
     ax.set_yticks(range(counts.shape[0]))
     ax.set_xlabel("predicted digit")
@@ -111,13 +132,16 @@ def accuracy_bars(summary, title="Test accuracy per row", ax=None):
     low = means - np.array([s["acc_min"] for s in summary])
     high = np.array([s["acc_max"] for s in summary]) - means
     ax.bar(x, means, color="#9fc5e8", label="reproduced: mean over seeds")
-    ax.errorbar(x, means, yerr=[low, high], fmt="none", ecolor="k", capsize=4,
-                label="min–max over seeds")
-    reported = [(i, s["report_accuracy"]) for i, s in enumerate(summary)
-                if s["report_accuracy"] is not None]
+    ax.errorbar(
+        x, means, yerr=[low, high], fmt="none", ecolor="k", capsize=4, label="min–max over seeds"
+    )
+    reported = [
+        (i, s["report_accuracy"]) for i, s in enumerate(summary) if s["report_accuracy"] is not None
+    ]
     if reported:
-        ax.scatter(*zip(*reported), marker="_", s=900, color="crimson", zorder=3,
-                   label="report (one run)")
+        ax.scatter(
+            *zip(*reported), marker="_", s=900, color="crimson", zorder=3, label="report (one run)"
+        )
     ax.set_xticks(x, [s["row"] for s in summary], rotation=20)
     finite = means[np.isfinite(means)]
     ax.set_ylim(max(0, min(finite.min(), 0.9) - 0.02), 1.0)
@@ -160,8 +184,12 @@ def gradient_norms(norms_by_label, title="Gradient size per layer", ax=None):
     n_layers = len(next(iter(norms_by_label.values())))
     width = 0.8 / len(labels)
     for k, label in enumerate(labels):
-        ax.bar(np.arange(n_layers) + (k - (len(labels) - 1) / 2) * width,
-               norms_by_label[label], width, label=label)
+        ax.bar(
+            np.arange(n_layers) + (k - (len(labels) - 1) / 2) * width,
+            norms_by_label[label],
+            width,
+            label=label,
+        )
     ax.set_xticks(range(n_layers), [f"W{l + 1}" for l in range(n_layers)])
     ax.set_yscale("log")
     ax.set_xlabel("layer (W1 next to the input)")

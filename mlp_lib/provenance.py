@@ -21,8 +21,7 @@ _CODE = ("mlp_lib", "benchmarks", "data", "tasks.py", "pyproject.toml")
 
 def _git(*args):
     try:
-        out = subprocess.run(["git", *args], cwd=_ROOT, capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(["git", *args], cwd=_ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -42,9 +41,15 @@ def cpu_model():
 def _blas():
     try:
         from threadpoolctl import threadpool_info
-        return sorted({f"{i.get('internal_api')} {i.get('version')} ({i.get('prefix')})"
-                       for i in threadpool_info() if i.get("user_api") == "blas"})
-    except Exception:   # pragma: no cover - threadpoolctl is a dependency
+
+        return sorted(
+            {
+                f"{i.get('internal_api')} {i.get('version')} ({i.get('prefix')})"
+                for i in threadpool_info()
+                if i.get("user_api") == "blas"
+            }
+        )
+    except Exception:  # pragma: no cover - threadpoolctl is a dependency
         return []
 
 
@@ -55,6 +60,7 @@ def provenance(command=None):
     sets for the notebooks it executes, else this process's command line)."""
     import numpy
     import scipy
+
     commit = _git("rev-parse", "HEAD")
     # "dirty": uncommitted changes to the code that computes results. Results,
     # notebooks and the README are left out: a reproduction rewrites them as
@@ -70,6 +76,7 @@ def provenance(command=None):
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
         "blas": _blas(),
-        "command": command or os.environ.get("MLP_LIB_COMMAND") or " ".join(
-            [Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command
+        or os.environ.get("MLP_LIB_COMMAND")
+        or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }

@@ -28,15 +28,19 @@ def _made(prov):
     """One line of provenance."""
     if not prov:
         return "provenance: not recorded"
-    commit = (prov.get("commit") or "unknown")[:7] + (" with uncommitted changes"
-                                                       if prov.get("dirty") else "")
-    return (f"`{prov.get('command')}`, commit {commit}, {prov.get('date')}, {prov.get('cpu')} "
-            f"({prov.get('cores')} cores), Python {prov.get('python')}, numpy "
-            f"{prov.get('numpy')}, scipy {prov.get('scipy')}")
+    commit = (prov.get("commit") or "unknown")[:7] + (
+        " with uncommitted changes" if prov.get("dirty") else ""
+    )
+    return (
+        f"`{prov.get('command')}`, commit {commit}, {prov.get('date')}, {prov.get('cpu')} "
+        f"({prov.get('cores')} cores), Python {prov.get('python')}, numpy "
+        f"{prov.get('numpy')}, scipy {prov.get('scipy')}"
+    )
 
 
 def render_results():
     from .experiments import ROWS, format_table, load_provenance, load_results, summarize
+
     results, made = [], []
     for row_id in ROWS:
         path = RESULTS / f"{row_id}.json"
@@ -45,8 +49,7 @@ def render_results():
             made.append(load_provenance(path))
     if not results:
         return "(no results yet: `python3 tasks.py reproduce`)"
-    lines = [format_table(summarize(results)), "",
-             "Generated from `results/*.json`, made by:"]
+    lines = [format_table(summarize(results)), "", "Generated from `results/*.json`, made by:"]
     lines += sorted({f"- {_made(p)}" for p in made})
     return "\n".join(lines)
 
@@ -61,8 +64,10 @@ def render_beyond():
     by_rung = {}
     for run in document["runs"]:
         by_rung.setdefault(run["rung"], []).append(run)
-    lines = ["| rung | seeds | test accuracy | training time (s) | best validation epoch |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| rung | seeds | test accuracy | training time (s) | best validation epoch |",
+        "|---|---|---|---|---|",
+    ]
     means = {}
     for rung, runs in by_rung.items():
         accs = [r["test_accuracy"] for r in runs]
@@ -79,11 +84,13 @@ def render_beyond():
         lines.append(f"| {rung} | {len(runs)} | {acc} | {time_} | {epochs} |")
     lines += ["", "| target | reached? |", "|---|---|"]
     for target, budget in TARGETS:
-        hits = [(name, m, s, n) for name, (m, s, n) in means.items()
-                if m >= target and s <= budget]
-        verdict = (f"yes: {hits[0][0]}, {100 * hits[0][1]:.2f}% in {hits[0][2]:.0f} s "
-                   f"(mean of {hits[0][3]} seed{'s' if hits[0][3] > 1 else ''})" if hits
-                   else "no")
+        hits = [(name, m, s, n) for name, (m, s, n) in means.items() if m >= target and s <= budget]
+        verdict = (
+            f"yes: {hits[0][0]}, {100 * hits[0][1]:.2f}% in {hits[0][2]:.0f} s "
+            f"(mean of {hits[0][3]} seed{'s' if hits[0][3] > 1 else ''})"
+            if hits
+            else "no"
+        )
         lines.append(f"| ≥ {100 * target:.1f}% in ≤ {budget} s | {verdict} |")
     lines += ["", f"Generated from `results/beyond.json`, made by {_made(document['provenance'])}."]
     return "\n".join(lines)
@@ -95,53 +102,76 @@ def render_performance():
         return "(no benchmark run yet: `python3 tasks.py bench --reproduction`)"
     lines = []
     for activation, r in document.get("per_sample", {}).items():
-        lines += [f"**Per-sample SGD, `{r['row']}` ({activation}), float64.** mlp_lib over the "
-                  f"whole row ({r['steps_engine']:,} steps); the baselines over "
-                  f"{r['steps_baselines']:,}-step windows from the initial and from the trained "
-                  f"weights, each with the faster of 1 and all BLAS threads; medians of "
-                  f"{r['rounds']} rounds.", "",
-                  "| implementation | µs/step | mlp_lib's speed-up |", "|---|---|---|",
-                  f"| the report's loop, as the report writes it | {r['report_us']:,.0f} | "
-                  f"{r['speedup_report']:.1f}× |"]
+        lines += [
+            f"**Per-sample SGD, `{r['row']}` ({activation}), float64.** mlp_lib over the "
+            f"whole row ({r['steps_engine']:,} steps); the baselines over "
+            f"{r['steps_baselines']:,}-step windows from the initial and from the trained "
+            f"weights, each with the faster of 1 and all BLAS threads; medians of "
+            f"{r['rounds']} rounds.",
+            "",
+            "| implementation | µs/step | mlp_lib's speed-up |",
+            "|---|---|---|",
+            f"| the report's loop, as the report writes it | {r['report_us']:,.0f} | "
+            f"{r['speedup_report']:.1f}× |",
+        ]
         if "torch_us" in r:
-            lines.append(f"| {r['torch_name']}, `nn.Linear` + `optim.SGD`, batch 1 | "
-                         f"{r['torch_us']:,.0f} | {r['speedup_torch']:.1f}× |")
+            lines.append(
+                f"| {r['torch_name']}, `nn.Linear` + `optim.SGD`, batch 1 | "
+                f"{r['torch_us']:,.0f} | {r['speedup_torch']:.1f}× |"
+            )
         lines += [f"| `mlp_lib.train_per_sample` | {r['engine_us']:,.0f} | 1.0× |", ""]
         if "first_layer_kernels_us" in r:
-            lines += [f"Where the engine's {r['engine_us']:,.0f} µs go (same rounds, trained "
-                      f"weights, {r['floor_steps']:,} images): the first layer's two sparse "
-                      f"kernels alone take {r['first_layer_kernels_us']:,.0f} µs a step (they "
-                      f"read and update the rows of the image's nonzero pixels), and the same "
-                      f"step on a net with 16-unit hidden layers, where the arithmetic is "
-                      f"negligible, takes {r['narrow_net_us']:,.0f} µs (the cost of the step's "
-                      f"numpy and SciPy calls). 20× the report's loop would need "
-                      f"≤ {r['report_us'] / 20:,.0f} µs a step"
-                      + (f", 8× PyTorch ≤ {r['torch_us'] / 8:,.0f} µs" if "torch_us" in r else "")
-                      + ".", ""]
-        lines += [f"Max \\|weight difference\\| after {r['steps_baselines']:,} steps from the "
-                  f"same weights: {r['max_diff_report']:.1e} against the report's loop"
-                  + (f", {r['max_diff_torch']:.1e} against PyTorch" if "torch_us" in r else "")
-                  + ".", ""]
+            lines += [
+                f"Where the engine's {r['engine_us']:,.0f} µs go (same rounds, trained "
+                f"weights, {r['floor_steps']:,} images): the first layer's two sparse "
+                f"kernels alone take {r['first_layer_kernels_us']:,.0f} µs a step (they "
+                f"read and update the rows of the image's nonzero pixels), and the same "
+                f"step on a net with 16-unit hidden layers, where the arithmetic is "
+                f"negligible, takes {r['narrow_net_us']:,.0f} µs (the cost of the step's "
+                f"numpy and SciPy calls). 20× the report's loop would need "
+                f"≤ {r['report_us'] / 20:,.0f} µs a step"
+                + (f", 8× PyTorch ≤ {r['torch_us'] / 8:,.0f} µs" if "torch_us" in r else "")
+                + ".",
+                "",
+            ]
+        lines += [
+            f"Max \\|weight difference\\| after {r['steps_baselines']:,} steps from the "
+            f"same weights: {r['max_diff_report']:.1e} against the report's loop"
+            + (f", {r['max_diff_torch']:.1e} against PyTorch" if "torch_us" in r else "")
+            + ".",
+            "",
+        ]
     mb = document.get("minibatch")
     if mb:
-        lines += [f"**Mini-batch SGD**, batch 128, 784-512-256-64-10 ReLU, float32, one epoch, "
-                  f"{mb['threads']} threads; matmul peak {mb['peak']:.0f} GFLOP/s (median); "
-                  f"{mb['gflop_per_epoch']:.1f} GFLOP per epoch.", "",
-                  "| implementation | s/epoch | its time / mlp_lib's | GFLOP/s | % of peak |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            f"**Mini-batch SGD**, batch 128, 784-512-256-64-10 ReLU, float32, one epoch, "
+            f"{mb['threads']} threads; matmul peak {mb['peak']:.0f} GFLOP/s (median); "
+            f"{mb['gflop_per_epoch']:.1f} GFLOP per epoch.",
+            "",
+            "| implementation | s/epoch | its time / mlp_lib's | GFLOP/s | % of peak |",
+            "|---|---|---|---|---|",
+        ]
         for name, r in mb.items():
             if isinstance(r, dict):
-                lines.append(f"| {name} | {r['seconds']:.2f} | {r['ratio']:.2f}× | "
-                             f"{r['gflops']:.0f} | {100 * r['share_of_peak']:.0f}% |")
+                lines.append(
+                    f"| {name} | {r['seconds']:.2f} | {r['ratio']:.2f}× | "
+                    f"{r['gflops']:.0f} | {100 * r['share_of_peak']:.0f}% |"
+                )
         lines.append("")
     rep = document.get("reproduction")
     if rep:
-        lines += [f"**All rows × 5 seeds** ({rep['runs']} runs, {rep['processes']} processes): "
-                  f"{rep['wall_s'] / 60:.1f} min wall, {rep['run_time_s'] / 60:.1f} min of run "
-                  f"time.", ""]
+        lines += [
+            f"**All rows × 5 seeds** ({rep['runs']} runs, {rep['processes']} processes): "
+            f"{rep['wall_s'] / 60:.1f} min wall, {rep['run_time_s'] / 60:.1f} min of run "
+            f"time.",
+            "",
+        ]
     for name, r in document.get("serve", {}).items():
-        lines += [f"**`serve` latency**, {name}, report's net: p50 {r['p50_ms']:.1f} ms, p95 "
-                  f"{r['p95_ms']:.1f} ms over {r['requests']:,} requests in a row.", ""]
+        lines += [
+            f"**`serve` latency**, {name}, report's net: p50 {r['p50_ms']:.1f} ms, p95 "
+            f"{r['p95_ms']:.1f} ms over {r['requests']:,} requests in a row.",
+            "",
+        ]
     lines.append(f"Generated from `results/bench.json`, made by {_made(document['provenance'])}.")
     return "\n".join(lines)
 
@@ -153,7 +183,9 @@ def render_timings():
     lines = ["| notebook | execution time | made by |", "|---|---|---|"]
     for name in sorted(document):
         entry = document[name]
-        lines.append(f"| `{name}` | {entry['seconds'] / 60:.1f} min | {_made(entry['provenance'])} |")
+        lines.append(
+            f"| `{name}` | {entry['seconds'] / 60:.1f} min | {_made(entry['provenance'])} |"
+        )
     total = sum(e["seconds"] for e in document.values())
     lines.append(f"| all | {total / 60:.1f} min | |")
     return "\n".join(lines)
@@ -163,30 +195,52 @@ def render_fashion():
     from .conclusions import format_verdicts, judge, results_from_records, side_by_side
     from .experiments import ROWS, load_results
     from .sweep import read_results
+
     records = list(read_results(RESULTS / "fashion-mnist.jsonl").values())
     if not records:
         return "(no results yet: `python3 tasks.py reproduce 06`)"
     fashion = results_from_records(records)
-    mnist = [r for row in ROWS if (RESULTS / f"{row}.json").is_file()
-             for r in load_results(RESULTS / f"{row}.json")]
+    mnist = [
+        r
+        for row in ROWS
+        if (RESULTS / f"{row}.json").is_file()
+        for r in load_results(RESULTS / f"{row}.json")
+    ]
     sprint = [r for r in records if r["kind"] == "rung"]
     lines = [side_by_side({"MNIST": mnist, "Fashion-MNIST": fashion}), ""]
     if sprint:
         accuracy = [r["test_accuracy"] for r in sprint]
-        lines += [f"notebook 05's sprint ({sprint[0]['name']}) on Fashion-MNIST: "
-                  f"{100 * sum(accuracy) / len(accuracy):.2f}% test accuracy, mean of "
-                  f"{len(sprint)} seeds.", ""]
+        lines += [
+            f"notebook 05's sprint ({sprint[0]['name']}) on Fashion-MNIST: "
+            f"{100 * sum(accuracy) / len(accuracy):.2f}% test accuracy, mean of "
+            f"{len(sprint)} seeds.",
+            "",
+        ]
     verdicts = {"MNIST": judge(mnist), "Fashion-MNIST": judge(fashion)}
-    lines += ["```", format_verdicts(verdicts), "```", "",
-              "; ".join(f"{name}: {sum(v['holds'] is True for v in found)} of {len(found)} "
-                        f"conclusions hold" for name, found in verdicts.items()) + ".", "",
-              f"Generated from `results/fashion-mnist.jsonl` and `results/*.json`; the "
-              f"Fashion-MNIST runs made by {_made(records[0].get('provenance'))}."]
+    lines += [
+        "```",
+        format_verdicts(verdicts),
+        "```",
+        "",
+        "; ".join(
+            f"{name}: {sum(v['holds'] is True for v in found)} of {len(found)} conclusions hold"
+            for name, found in verdicts.items()
+        )
+        + ".",
+        "",
+        f"Generated from `results/fashion-mnist.jsonl` and `results/*.json`; the "
+        f"Fashion-MNIST runs made by {_made(records[0].get('provenance'))}.",
+    ]
     return "\n".join(lines)
 
 
-SECTIONS = {"results": render_results, "beyond": render_beyond, "fashion": render_fashion,
-            "performance": render_performance, "timings": render_timings}
+SECTIONS = {
+    "results": render_results,
+    "beyond": render_beyond,
+    "fashion": render_fashion,
+    "performance": render_performance,
+    "timings": render_timings,
+}
 
 
 def render(name):

@@ -33,8 +33,7 @@ import time
 
 import numpy as np
 
-from .lifecycle import (DivergenceError, History, block_means, check_data,
-                        check_positive_int)
+from .lifecycle import DivergenceError, History, block_means, check_data, check_positive_int
 from .model import MLP
 from .optim import SGD
 from .schedules import Constant
@@ -69,6 +68,8 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None, record
     n_steps = epochs * len(images)
     rates = schedule.values(n_steps)
     sgd = SGD()
+    # The equation numbers stay in a column beside the code, unformatted:
+    # fmt: off
     params = model.weights + model.biases                   # [W_1..W_L, b_1..b_L]
     losses = np.empty(n_steps)
     started = time.perf_counter()
@@ -85,6 +86,12 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None, record
         weight_grads, bias_grads = model.backward(probs, cache, y)    # (4)-(6)
         sgd.step(params, weight_grads + bias_grads,                   # (7)
                  model.dtype.type(rates[step]))
+    # fmt: on
 
-    return History(loss_curve=block_means(losses, record_every), record_every=record_every, losses=losses,
-                   steps=n_steps, seconds=time.perf_counter() - started)
+    return History(
+        loss_curve=block_means(losses, record_every),
+        record_every=record_every,
+        losses=losses,
+        steps=n_steps,
+        seconds=time.perf_counter() - started,
+    )

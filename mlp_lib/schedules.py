@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Constant", "LinearDecay", "StepDecay", "Cosine", "schedule_to_dict",
-           "schedule_from_dict"]
+__all__ = [
+    "Constant",
+    "LinearDecay",
+    "StepDecay",
+    "Cosine",
+    "schedule_to_dict",
+    "schedule_from_dict",
+]
 
 
 def _check_rate(name, value):
@@ -125,21 +131,33 @@ def schedule_to_dict(schedule):
     if isinstance(schedule, Constant):
         return {"name": "constant", "lr": schedule.lr}
     if isinstance(schedule, LinearDecay):
-        return {"name": "linear_decay", "start": schedule.start, "end": schedule.end,
-                "n_steps": schedule.n_steps}
+        return {
+            "name": "linear_decay",
+            "start": schedule.start,
+            "end": schedule.end,
+            "n_steps": schedule.n_steps,
+        }
     if isinstance(schedule, StepDecay):
-        return {"name": "step", "lr": schedule.lr, "factor": schedule.factor,
-                "every": schedule.every}
+        return {
+            "name": "step",
+            "lr": schedule.lr,
+            "factor": schedule.factor,
+            "every": schedule.every,
+        }
     if isinstance(schedule, Cosine):
-        return {"name": "cosine", "lr": schedule.lr, "n_steps": schedule.n_steps,
-                "warmup": schedule.warmup, "final": schedule.final}
+        return {
+            "name": "cosine",
+            "lr": schedule.lr,
+            "n_steps": schedule.n_steps,
+            "warmup": schedule.warmup,
+            "final": schedule.final,
+        }
     raise ValueError(f"cannot describe schedule {schedule!r}; use one of mlp_lib.schedules")
 
 
 def schedule_from_dict(description):
     """The schedule that ``schedule_to_dict`` described."""
-    kinds = {"constant": Constant, "linear_decay": LinearDecay, "step": StepDecay,
-             "cosine": Cosine}
+    kinds = {"constant": Constant, "linear_decay": LinearDecay, "step": StepDecay, "cosine": Cosine}
     params = dict(description)
     name = params.pop("name", None)
     if name not in kinds:

@@ -41,26 +41,44 @@ import numpy as np
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DataError, image_to_mnist
 
-__all__ = ["DEFAULT_MODELS", "MAX_BODY", "ModelStore", "cache_dir", "make_server",
-           "predict_json", "serve"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "MAX_BODY",
+    "ModelStore",
+    "cache_dir",
+    "make_server",
+    "predict_json",
+    "serve",
+]
 
 STATIC = Path(__file__).parent / "static"
-_STATIC_FILES = {p.name: p for p in STATIC.iterdir() if p.is_file()}   # by name: no ../
-MAX_BODY = 1_000_000                # bytes of a request body
-_DRAIN_LIMIT = 8 * MAX_BODY         # a larger body is not even read before the 413
-TOP_UNITS = 6                       # first-layer units whose weights the page draws
-_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+_STATIC_FILES = {p.name: p for p in STATIC.iterdir() if p.is_file()}  # by name: no ../
+MAX_BODY = 1_000_000  # bytes of a request body
+_DRAIN_LIMIT = 8 * MAX_BODY  # a larger body is not even read before the 413
+TOP_UNITS = 6  # first-layer units whose weights the page draws
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 #: The models ``serve`` trains on first use when given no checkpoint:
 #: name -> (description, what trains it).
 DEFAULT_MODELS = {
-    "relu-he-const": ("the report's best row: 784-512-256-64-10 ReLU, He init, "
-                      "per-sample SGD at 0.01, 3 epochs", ("row", "relu-he-const")),
-    "sigmoid-normal": ("the report's first row: 784-512-256-64-10 sigmoid, N(0, 0.1) init, "
-                       "linear decay, 3 epochs", ("row", "sigmoid-normal")),
-    "sprint": ("notebook 05's 60-second sprint: 784-1024-10 ReLU, Nesterov, cosine rate, "
-               "shifted images, 15 epochs", ("rung", "60-second sprint")),
+    "relu-he-const": (
+        "the report's best row: 784-512-256-64-10 ReLU, He init, per-sample SGD at 0.01, 3 epochs",
+        ("row", "relu-he-const"),
+    ),
+    "sigmoid-normal": (
+        "the report's first row: 784-512-256-64-10 sigmoid, N(0, 0.1) init, linear decay, 3 epochs",
+        ("row", "sigmoid-normal"),
+    ),
+    "sprint": (
+        "notebook 05's 60-second sprint: 784-1024-10 ReLU, Nesterov, cosine rate, "
+        "shifted images, 15 epochs",
+        ("rung", "60-second sprint"),
+    ),
 }
 
 
@@ -95,30 +113,33 @@ class ModelStore:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._entries = {}          # name -> dict(model, description, dead, ready, error)
+        self._entries = {}  # name -> dict(model, description, dead, ready, error)
         self._probe = None
 
     def _probe_images(self):
         if self._probe is None:
             try:
                 from .data import load_mnist
+
                 self._probe = load_mnist("test")[0][:2000]
             except (OSError, DataError):
-                self._probe = False              # installed without data: no dead units
+                self._probe = False  # installed without data: no dead units
         return self._probe
 
     def expect(self, name, description):
         """Announce a model that is still being trained."""
         with self._lock:
-            self._entries.setdefault(name, dict(model=None, description=description, dead=None,
-                                                ready=False, error=None))
+            self._entries.setdefault(
+                name, dict(model=None, description=description, dead=None, ready=False, error=None)
+            )
 
     def add(self, name, model, description=""):
         probe = self._probe_images()
         dead = dead_units(model, probe) if probe is not False else None
         with self._lock:
-            self._entries[name] = dict(model=model, description=description, dead=dead,
-                                       ready=True, error=None)
+            self._entries[name] = dict(
+                model=model, description=description, dead=dead, ready=True, error=None
+            )
 
     def fail(self, name, message):
         with self._lock:
@@ -131,11 +152,18 @@ class ModelStore:
     def listing(self):
         with self._lock:
             entries = list(self._entries.items())
-        return [{"name": name, "description": e["description"], "ready": e["ready"],
-                 "error": e["error"], "dead": e["dead"],
-                 "layer_sizes": e["model"].layer_sizes if e["model"] else None,
-                 "activation": e["model"].activation if e["model"] else None}
-                for name, e in entries]
+        return [
+            {
+                "name": name,
+                "description": e["description"],
+                "ready": e["ready"],
+                "error": e["error"],
+                "dead": e["dead"],
+                "layer_sizes": e["model"].layer_sizes if e["model"] else None,
+                "activation": e["model"].activation if e["model"] else None,
+            }
+            for name, e in entries
+        ]
 
     def get(self, name):
         with self._lock:
@@ -163,8 +191,11 @@ def _pixels_from(request):
     if "pixels" in request:
         pixels = request["pixels"]
         if not isinstance(pixels, list) or len(pixels) != 784:
-            raise ApiError(400, f'"pixels" must be a list of 784 numbers, got '
-                                f'{len(pixels) if isinstance(pixels, list) else type(pixels).__name__}')
+            raise ApiError(
+                400,
+                f'"pixels" must be a list of 784 numbers, got '
+                f"{len(pixels) if isinstance(pixels, list) else type(pixels).__name__}",
+            )
         if not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in pixels):
             raise ApiError(400, '"pixels" must hold numbers only')
         values = np.array(pixels, dtype=np.float64)
@@ -173,8 +204,11 @@ def _pixels_from(request):
         return values
     if "image" in request:
         image = request["image"]
-        if not isinstance(image, str) or not image.startswith("data:image/") \
-                or ";base64," not in image:
+        if (
+            not isinstance(image, str)
+            or not image.startswith("data:image/")
+            or ";base64," not in image
+        ):
             raise ApiError(400, '"image" must be a data URL: data:image/png;base64,...')
         try:
             raw = base64.b64decode(image.split(";base64,", 1)[1], validate=True)
@@ -206,27 +240,35 @@ def predict_json(store, body):
     hidden = [a[0] for a in cache["A"][1:]]
     top = np.argsort(-hidden[0], kind="stable")[:TOP_UNITS]
     first = model.weights[0]
-    return {"model": name, "label": int(np.argmax(probs[0])),
-            "probabilities": np.round(probs[0].astype(float), 6).tolist(),
-            "input": np.round(x, 4).tolist(),
-            "activations": [np.round(a.astype(float), 4).tolist() for a in hidden],
-            "first_layer": [{"unit": int(j), "activation": round(float(hidden[0][j]), 4),
-                             "weights": np.round(first[:, j].astype(float), 4).tolist()}
-                            for j in top]}
+    return {
+        "model": name,
+        "label": int(np.argmax(probs[0])),
+        "probabilities": np.round(probs[0].astype(float), 6).tolist(),
+        "input": np.round(x, 4).tolist(),
+        "activations": [np.round(a.astype(float), 4).tolist() for a in hidden],
+        "first_layer": [
+            {
+                "unit": int(j),
+                "activation": round(float(hidden[0][j]), 4),
+                "weights": np.round(first[:, j].astype(float), 4).tolist(),
+            }
+            for j in top
+        ],
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "mlp_lib"
-    timeout = 15                         # a client that stalls mid-request is dropped
+    timeout = 15  # a client that stalls mid-request is dropped
     routes = {"/api/models": "GET", "/api/predict": "POST"}
 
     def handle(self):
         try:
             super().handle()
-        except (ConnectionError, TimeoutError):    # a client that vanished or stalled
+        except (ConnectionError, TimeoutError):  # a client that vanished or stalled
             self.close_connection = True
 
-    def log_message(self, format, *args):     # quiet unless --verbose
+    def log_message(self, format, *args):  # quiet unless --verbose
         if self.server.verbose:
             super().log_message(format, *args)
 
@@ -263,8 +305,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in self.routes:
             self._refuse(path)
         elif target is not None:
-            self._send(200, target.read_bytes(),
-                       _CONTENT_TYPES.get(target.suffix, "application/octet-stream"))
+            self._send(
+                200,
+                target.read_bytes(),
+                _CONTENT_TYPES.get(target.suffix, "application/octet-stream"),
+            )
         else:
             self._error(404, f"no such path: {path}")
 
@@ -281,7 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(411, "a Content-Length header is required")
         if length > MAX_BODY:
             self.close_connection = True
-            if length <= _DRAIN_LIMIT:     # read and drop it, so the client sees the answer
+            if length <= _DRAIN_LIMIT:  # read and drop it, so the client sees the answer
                 left = length
                 while left > 0 and (chunk := self.rfile.read(min(65536, left))):
                     left -= len(chunk)
@@ -290,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return self._error(400, "a negative Content-Length")
         body = self.rfile.read(length)
-        if len(body) < length:                 # the client hung up mid-body: nobody to answer
+        if len(body) < length:  # the client hung up mid-body: nobody to answer
             self.close_connection = True
             return
         try:
@@ -312,8 +357,9 @@ def _static_file(path):
     """The file of ``mlp_lib/static/`` that ``path`` names (``/`` is the page), or None."""
     if not _is_page(path):
         return None
-    return _STATIC_FILES.get("index.html" if path in ("/", "/index.html")
-                             else path[len("/static/"):])
+    return _STATIC_FILES.get(
+        "index.html" if path in ("/", "/index.html") else path[len("/static/") :]
+    )
 
 
 class _Server(ThreadingHTTPServer):
@@ -334,18 +380,25 @@ def _train_default(name, path):
     from threadpoolctl import threadpool_limits
 
     from .provenance import provenance
+
     kind, key = DEFAULT_MODELS[name][1]
     with threadpool_limits(1):
         if kind == "row":
             from .experiments import run
+
             result = run(key, seed=0, progress=True)
         else:
             from .beyond import rung_by_name, run_rung
+
             result = run_rung(rung_by_name(key), seed=0, keep_model=True, progress=True)
     save_checkpoint(path, result.model)
-    record = {"model": name, "description": DEFAULT_MODELS[name][0], "seed": 0,
-              "test_accuracy": result.test_accuracy,
-              "provenance": provenance(f"python -m mlp_lib serve (default model {name})")}
+    record = {
+        "model": name,
+        "description": DEFAULT_MODELS[name][0],
+        "seed": 0,
+        "test_accuracy": result.test_accuracy,
+        "provenance": provenance(f"python -m mlp_lib serve (default model {name})"),
+    }
     path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -359,11 +412,14 @@ def load_defaults(store, cache, announce=print):
     for name in DEFAULT_MODELS:
         path = cache / f"{name}.npz"
         if name in missing:
-            announce(f"training default model {name} ({missing.index(name) + 1} of "
-                     f"{len(missing)}; once, then kept in {cache})")
+            announce(
+                f"training default model {name} ({missing.index(name) + 1} of "
+                f"{len(missing)}; once, then kept in {cache})"
+            )
             started = time.perf_counter()
             child = multiprocessing.get_context("spawn").Process(
-                target=_train_default, args=(name, path), daemon=True)
+                target=_train_default, args=(name, path), daemon=True
+            )
             child.start()
             child.join()
             if child.exitcode != 0 or not path.is_file():
@@ -378,8 +434,7 @@ def load_defaults(store, cache, announce=print):
             announce(f"default model {name}: {exc}")
 
 
-def serve(checkpoints=(), host="127.0.0.1", port=8000, cache=None, verbose=False,
-          ready=None):
+def serve(checkpoints=(), host="127.0.0.1", port=8000, cache=None, verbose=False, ready=None):
     """Serve the page until Ctrl-C. With no ``checkpoints``, the default models
     come from ``cache`` (trained there on first use, in the background: the
     page answers as soon as the first is ready)."""
@@ -388,16 +443,21 @@ def serve(checkpoints=(), host="127.0.0.1", port=8000, cache=None, verbose=False
         store.add(Path(path).stem, load_checkpoint(path)[0], f"checkpoint {path}")
     server = make_server(store, host, port, verbose)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {host}: anyone who can reach this machine can use the "
-              f"page and the API (the default, 127.0.0.1, is reachable from here only)",
-              file=sys.stderr)
+        print(
+            f"warning: serving on {host}: anyone who can reach this machine can use the "
+            f"page and the API (the default, 127.0.0.1, is reachable from here only)",
+            file=sys.stderr,
+        )
     url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{server.server_port}/"
     print(f"serving {url}  (Ctrl-C stops)", flush=True)
     if not checkpoints:
+
         def announce(message):
             print(f"[serve] {message}", flush=True)
-        threading.Thread(target=load_defaults, args=(store, Path(cache or cache_dir()), announce),
-                         daemon=True).start()
+
+        threading.Thread(
+            target=load_defaults, args=(store, Path(cache or cache_dir()), announce), daemon=True
+        ).start()
     if ready is not None:
         ready(server)
     try:

@@ -27,8 +27,16 @@ from threadpoolctl import threadpool_limits
 
 from .lifecycle import progress_bar
 
-__all__ = ["Job", "SweepReport", "connect", "grid", "load_config", "read_results", "run_job",
-           "run_sweep"]
+__all__ = [
+    "Job",
+    "SweepReport",
+    "connect",
+    "grid",
+    "load_config",
+    "read_results",
+    "run_job",
+    "run_sweep",
+]
 
 
 @dataclass(frozen=True)
@@ -36,8 +44,8 @@ class Job:
     """One run: a report row (per-sample SGD) or a notebook-05 rung, a seed and a
     dataset. ``epochs`` and ``n_train`` shorten it (quick checks and tests)."""
 
-    kind: str                 # "row" or "rung"
-    name: str                 # row id, or rung name
+    kind: str  # "row" or "rung"
+    name: str  # row id, or rung name
     seed: int
     dataset: str = "mnist"
     epochs: int | None = None
@@ -46,14 +54,18 @@ class Job:
     @property
     def key(self):
         """The job's identity in a results file."""
-        extra = "".join(f"/{k}={v}" for k, v in (("epochs", self.epochs),
-                                                 ("n_train", self.n_train)) if v is not None)
+        extra = "".join(
+            f"/{k}={v}"
+            for k, v in (("epochs", self.epochs), ("n_train", self.n_train))
+            if v is not None
+        )
         return f"{self.dataset}/{self.kind}:{self.name}/seed={self.seed}{extra}"
 
     def check(self):
         from .beyond import rung_by_name
         from .data import DATASETS
         from .experiments import get_row
+
         if self.kind == "row":
             get_row(self.name)
         elif self.kind == "rung":
@@ -84,10 +96,13 @@ class SweepReport:
 
 def grid(rows=(), rungs=(), seeds=(0,), datasets=("mnist",), epochs=None, n_train=None):
     """Every (row or rung) × seed × dataset, as checked ``Job``s, datasets outermost."""
-    jobs = [Job(kind, name, int(seed), dataset, epochs, n_train if kind == "row" else None)
-            for dataset in datasets
-            for kind, names in (("row", rows), ("rung", rungs)) for name in names
-            for seed in seeds]
+    jobs = [
+        Job(kind, name, int(seed), dataset, epochs, n_train if kind == "row" else None)
+        for dataset in datasets
+        for kind, names in (("row", rows), ("rung", rungs))
+        for name in names
+        for seed in seeds
+    ]
     return [job.check() for job in jobs]
 
 
@@ -108,32 +123,57 @@ def load_config(path):
     known = {"rows", "rungs", "seeds", "datasets", "epochs", "n_train"}
     unknown = set(config) - known
     if unknown:
-        raise ValueError(f"{path}: unknown keys {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(sorted(known))}")
+        raise ValueError(
+            f"{path}: unknown keys {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+        )
     return config
 
 
 def run_job(job: Job, command=None):
     """Train one job with one BLAS thread; its JSON-ready record, with provenance."""
     from .provenance import provenance
+
     job.check()
     with threadpool_limits(1):
         if job.kind == "row":
             from .experiments import run
-            result = run(job.name, job.seed, progress=False, epochs=job.epochs,
-                         n_train=job.n_train, keep_model=False, dataset=job.dataset)
-            figures = {"test_loss": result.test_loss, "test_accuracy": result.test_accuracy,
-                       "diverged_at": result.diverged_at,
-                       "loss_curve": [float(v) for v in result.loss_curve]}
+
+            result = run(
+                job.name,
+                job.seed,
+                progress=False,
+                epochs=job.epochs,
+                n_train=job.n_train,
+                keep_model=False,
+                dataset=job.dataset,
+            )
+            figures = {
+                "test_loss": result.test_loss,
+                "test_accuracy": result.test_accuracy,
+                "diverged_at": result.diverged_at,
+                "loss_curve": [float(v) for v in result.loss_curve],
+            }
         else:
             from .beyond import rung_by_name, run_rung
-            result = run_rung(rung_by_name(job.name), job.seed, epochs=job.epochs,
-                              dataset=job.dataset)
-            figures = {"test_loss": result.test_loss, "test_accuracy": result.test_accuracy,
-                       "train_loss": result.train_loss, "val_loss": result.val_loss,
-                       "val_accuracy": result.val_accuracy, "best_epoch": result.best_epoch}
-    return {"key": job.key, **asdict(job), **figures, "seconds": round(result.seconds, 3),
-            "provenance": provenance(command)}
+
+            result = run_rung(
+                rung_by_name(job.name), job.seed, epochs=job.epochs, dataset=job.dataset
+            )
+            figures = {
+                "test_loss": result.test_loss,
+                "test_accuracy": result.test_accuracy,
+                "train_loss": result.train_loss,
+                "val_loss": result.val_loss,
+                "val_accuracy": result.val_accuracy,
+                "best_epoch": result.best_epoch,
+            }
+    return {
+        "key": job.key,
+        **asdict(job),
+        **figures,
+        "seconds": round(result.seconds, 3),
+        "provenance": provenance(command),
+    }
 
 
 def read_results(path):
@@ -152,9 +192,11 @@ def read_results(path):
             records[record["key"]] = record
         except (ValueError, KeyError, TypeError):
             if number == len(lines):
-                break                                     # a write cut short by a crash
-            raise ValueError(f"{path}, line {number}: not a sweep record; the file is "
-                             f"damaged (fix or remove that line)") from None
+                break  # a write cut short by a crash
+            raise ValueError(
+                f"{path}, line {number}: not a sweep record; the file is "
+                f"damaged (fix or remove that line)"
+            ) from None
     return records
 
 
@@ -193,7 +235,7 @@ def _local(jobs, processes, retries, command, done, lost):
                 job = futures[future]
                 try:
                     done(future.result())
-                except Exception as exc:      # a dead worker breaks the pool: retry its runs
+                except Exception as exc:  # a dead worker breaks the pool: retry its runs
                     attempts[job] += 1
                     if attempts[job] <= retries:
                         pending.append(job)
@@ -208,42 +250,49 @@ def connect(scheduler):
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ImportError("--scheduler needs Dask distributed: pip install -e .[cluster]") \
-            from None
+        raise ImportError("--scheduler needs Dask distributed: pip install -e .[cluster]") from None
     if scheduler.startswith("local:"):
         try:
-            workers = int(scheduler[len("local:"):])
+            workers = int(scheduler[len("local:") :])
             assert workers >= 1
         except (ValueError, AssertionError):
             raise ValueError(f"--scheduler local:N needs N >= 1, got {scheduler!r}") from None
         import dask
+
         # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes
         # glibc's mmap threshold: every per-sample step then maps and unmaps its
         # larger temporaries, and a run takes 1.8 times as long (measured). Unset.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_":
-                              None}):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
         return Client(cluster), cluster
     return Client(scheduler, timeout="30s"), None
 
 
 def _dask(jobs, scheduler, retries, command, done, lost, client=None):
     from distributed import as_completed as dask_completed
+
     owned = None
     if client is None:
         client, owned = connect(scheduler)
     try:
         futures = {}
         for job in sorted(jobs, key=_cost, reverse=True):
-            future = client.submit(run_job, job, command, pure=False, retries=retries,
-                                   key=f"mlp_lib-{job.key}-{time.time_ns()}")
+            future = client.submit(
+                run_job,
+                job,
+                command,
+                pure=False,
+                retries=retries,
+                key=f"mlp_lib-{job.key}-{time.time_ns()}",
+            )
             futures[future] = job
         for future in dask_completed(list(futures)):
             job = futures[future]
             try:
                 done(future.result())
-            except Exception as exc:          # KilledWorker after repeated deaths, or a bug
+            except Exception as exc:  # KilledWorker after repeated deaths, or a bug
                 lost(job, exc)
     finally:
         if owned is not None:
@@ -251,8 +300,17 @@ def _dask(jobs, scheduler, retries, command, done, lost, client=None):
             owned.close()
 
 
-def run_sweep(jobs, path, scheduler=None, processes=None, retries=2, progress=None,
-              restart=False, command=None, client=None):
+def run_sweep(
+    jobs,
+    path,
+    scheduler=None,
+    processes=None,
+    retries=2,
+    progress=None,
+    restart=False,
+    command=None,
+    client=None,
+):
     """Run the ``jobs`` not yet recorded in ``path`` (JSON lines); see the module.
 
     Parameters
@@ -306,5 +364,9 @@ def run_sweep(jobs, path, scheduler=None, processes=None, retries=2, progress=No
             _local(todo, processes, retries, command, done, lost)
     finally:
         bar.close()
-    return SweepReport([records[job.key] for job in jobs if job.key in records],
-                       len(jobs) - len(todo), lost_runs, time.perf_counter() - start)
+    return SweepReport(
+        [records[job.key] for job in jobs if job.key in records],
+        len(jobs) - len(todo),
+        lost_runs,
+        time.perf_counter() - start,
+    )

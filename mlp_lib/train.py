@@ -15,5 +15,11 @@ from .minibatch import train_minibatch
 from .model import evaluate
 from .per_sample import train_per_sample
 
-__all__ = ["History", "DivergenceError", "TrainingInterrupted", "train_per_sample",
-           "train_minibatch", "evaluate"]
+__all__ = [
+    "History",
+    "DivergenceError",
+    "TrainingInterrupted",
+    "train_per_sample",
+    "train_minibatch",
+    "evaluate",
+]

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from mlp_lib import load_mnist

@@ -37,13 +37,14 @@ def test_report_baseline_has_the_reports_memory_layout():
     C-ordered (n_out, n_in + 1) float64 array. A Fortran-ordered copy would make
     every `W -= lr * dL_W` a strided pass and slow the baseline down."""
     from report_loop import report_weights
+
     model = bench.MLP([784, 512, 256, 64, 10], "relu", "he", seed=0)
     reported = np.random.normal(0, 0.1, (512, 785))
     for W, w, b in zip(report_weights(model), model.weights, model.biases):
         assert W.flags.c_contiguous and W.flags.owndata and W.dtype == np.float64
         assert W.shape == (w.shape[1], w.shape[0] + 1) and W.strides[1] == 8
         assert np.array_equal(W[:, 0], b) and np.array_equal(W[:, 1:], w.T)
-    assert reported.flags.c_contiguous                  # what the report's code makes
+    assert reported.flags.c_contiguous  # what the report's code makes
 
 
 def test_epoch_flops_counts_forward_and_backward():
@@ -56,7 +57,7 @@ def test_epoch_flops_counts_forward_and_backward():
 @pytest.mark.slow
 def test_minibatch_part_reports_missing_peers_as_skipped(mnist_train, capsys, monkeypatch):
     images, labels = mnist_train
-    monkeypatch.setitem(sys.modules, "torch", None)      # import torch -> ImportError
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
     monkeypatch.setitem(sys.modules, "sklearn", None)
     result = bench.minibatch(images[:512], labels[:512], repeats=1, threads=1)
     out = capsys.readouterr().out
@@ -65,7 +66,7 @@ def test_minibatch_part_reports_missing_peers_as_skipped(mnist_train, capsys, mo
     ours = result["mlp_lib.train_minibatch"]
     assert ours["seconds"] > 0 and ours["ratio"] == 1.0 and 0 < ours["share_of_peak"]
     assert result["peak"] > 0
-    ceiling = result[bench.PRODUCTS]                      # the products alone always run
+    ceiling = result[bench.PRODUCTS]  # the products alone always run
     assert ceiling["seconds"] > 0 and 0 < ceiling["share_of_peak"] <= ceiling["best_share_of_peak"]
 
 
@@ -84,9 +85,9 @@ def test_products_epoch_counts_every_batch_and_leaves_the_weights(monkeypatch):
     monkeypatch.setattr(bench, "matmul", lambda a, b: products.append((a.shape, b.shape)))
     monkeypatch.setattr(bench, "add_product", add)
     bench.products_epoch_fn(300, batch=128, sizes=[6, 5, 4, 3])()
-    batches = 3                                            # 128 + 128 + 44 rows
+    batches = 3  # 128 + 128 + 44 rows
     assert len(products) == batches * (3 + 2) and len(updates) == batches * 3
-    assert ((44, 6), True) in updates                      # the short last batch
+    assert ((44, 6), True) in updates  # the short last batch
     assert all(unchanged for _, unchanged in updates)
 
 
@@ -103,6 +104,7 @@ def test_floor_kernels_leave_the_weights_and_time_the_narrow_net(mnist_train):
     trained weights (the model passed in is left as it was) and reports both
     parts for the number of images asked."""
     from mlp_lib import MLP, Constant
+
     images, labels = mnist_train
     model = MLP([784, 64, 32, 10], "sigmoid", "normal", seed=0)
     before = [w.copy() for w in model.weights + model.biases]
@@ -119,9 +121,11 @@ def test_ab_tool_finds_the_committed_engine_identical_to_itself(capsys):
     tree's; against HEAD of a clean checkout both are the same code, so the
     per-sample results must be bit-identical (and an unknown row is refused)."""
     import subprocess
+
     root = Path(__file__).resolve().parents[1]
-    changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "mlp_lib"],
-                             capture_output=True, text=True)
+    changed = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "mlp_lib"], capture_output=True, text=True
+    )
     if changed.returncode != 0:
         pytest.skip("not a git checkout")
     if changed.stdout.strip():
@@ -129,8 +133,12 @@ def test_ab_tool_finds_the_committed_engine_identical_to_itself(capsys):
     spec = importlib.util.spec_from_file_location("mlp_lib_ab", root / "benchmarks" / "ab.py")
     ab = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ab)
-    assert ab.main(["HEAD", "--rows", "relu-he-const", "--steps", "40", "--rounds", "1",
-                    "--warmup", "0"]) == 0
+    assert (
+        ab.main(
+            ["HEAD", "--rows", "relu-he-const", "--steps", "40", "--rounds", "1", "--warmup", "0"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "relu-he-const: base" in out and "bit-identical: True" in out
     with pytest.raises(SystemExit):

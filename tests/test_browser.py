@@ -28,11 +28,16 @@ def _require_browser():
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     if missing or not shutil.which("true"):
         if os.environ.get("MLP_LIB_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"MLP_LIB_REQUIRE_BROWSER=1 but {missing} missing: apt-get install "
-                        f"chromium chromium-driver")
+            pytest.fail(
+                f"MLP_LIB_REQUIRE_BROWSER=1 but {missing} missing: apt-get install "
+                f"chromium chromium-driver"
+            )
         pytest.skip(f"no browser here ({', '.join(missing)})")
-    return pytest.importorskip("selenium") if os.environ.get(
-        "MLP_LIB_REQUIRE_BROWSER") != "1" else __import__("selenium")
+    return (
+        pytest.importorskip("selenium")
+        if os.environ.get("MLP_LIB_REQUIRE_BROWSER") != "1"
+        else __import__("selenium")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +45,34 @@ def trained(tmp_path_factory):
     """Two checkpoints as the CLI writes them: the report's ReLU net after one
     per-sample epoch (about 96%) and a one-hidden-layer sigmoid net."""
     from mlp_lib.__main__ import main
+
     folder = tmp_path_factory.mktemp("models")
     assert main(["train", "--epochs", "1", "--quiet", "-o", str(folder / "relu.npz")]) == 0
-    assert main(["train", "--activation", "sigmoid", "--init", "normal", "--layers", "784",
-                 "64", "10", "--batch-size", "32", "--schedule", "0.5", "--epochs", "2",
-                 "--quiet", "-o", str(folder / "sigmoid.npz")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--activation",
+                "sigmoid",
+                "--init",
+                "normal",
+                "--layers",
+                "784",
+                "64",
+                "10",
+                "--batch-size",
+                "32",
+                "--schedule",
+                "0.5",
+                "--epochs",
+                "2",
+                "--quiet",
+                "-o",
+                str(folder / "sigmoid.npz"),
+            ]
+        )
+        == 0
+    )
     return folder
 
 
@@ -53,6 +81,7 @@ def page(trained):
     _require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
     store = ModelStore()
     for name in ("relu", "sigmoid"):
         store.add(name, load_checkpoint(trained / f"{name}.npz")[0], f"test {name}")
@@ -61,10 +90,18 @@ def page(trained):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = trained / "profile"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={profile}", "--window-size=1200,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1200,1000",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -90,6 +127,7 @@ def _draw(driver, strokes):
     """Replay strokes (lists of (x, y) in the pad's 0..1 coordinates) as pointer events."""
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.actions.pointer_input import PointerInput
+
     pad = driver.find_element("id", "pad")
     size = pad.size
     actions = ActionBuilder(driver, mouse=PointerInput("mouse", "pen"))
@@ -107,8 +145,9 @@ def _dense(points, steps=12):
     """A stroke through ``points`` with ``steps`` moves between each pair."""
     out = [points[0]]
     for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        out += [(x0 + (x1 - x0) * t / steps, y0 + (y1 - y0) * t / steps)
-                for t in range(1, steps + 1)]
+        out += [
+            (x0 + (x1 - x0) * t / steps, y0 + (y1 - y0) * t / steps) for t in range(1, steps + 1)
+        ]
     return out
 
 
@@ -139,9 +178,15 @@ def _console_errors(driver):
 def test_drawing_a_digit_shows_its_label_bars_layers_and_weights(page, digit, strokes):
     driver, url = page
     driver.get(url)
-    _wait(lambda: driver.execute_script(
-        "return document.querySelectorAll('#model option:not([disabled])').length") == 2,
-        what="the model list")
+    _wait(
+        lambda: (
+            driver.execute_script(
+                "return document.querySelectorAll('#model option:not([disabled])').length"
+            )
+            == 2
+        ),
+        what="the model list",
+    )
     driver.find_element("id", "clear").click()
     _draw(driver, strokes)
     shown = _wait(lambda: (s := _shown(driver))["label"] == str(digit) and s, what=f"a {digit}")
@@ -158,15 +203,24 @@ def test_drawing_a_digit_shows_its_label_bars_layers_and_weights(page, digit, st
 
 def test_switching_to_the_sigmoid_model_redraws_its_one_layer(page):
     from selenium.webdriver.support.ui import Select
+
     driver, url = page
     driver.get(url)
-    _wait(lambda: driver.execute_script(
-        "return document.querySelectorAll('#model option:not([disabled])').length") == 2)
+    _wait(
+        lambda: (
+            driver.execute_script(
+                "return document.querySelectorAll('#model option:not([disabled])').length"
+            )
+            == 2
+        )
+    )
     _draw(driver, ONE)
     _wait(lambda: _shown(driver)["label"] == "1", what="a 1")
     Select(driver.find_element("id", "model")).select_by_value("sigmoid")
-    shown = _wait(lambda: (s := _shown(driver))["layers"] and
-                  [x["units"] for x in s["layers"]] == [64] and s, what="the sigmoid layers")
+    shown = _wait(
+        lambda: (s := _shown(driver))["layers"] and [x["units"] for x in s["layers"]] == [64] and s,
+        what="the sigmoid layers",
+    )
     assert shown["layers"][0]["lit"] > 0
     driver.find_element("id", "clear").click()
     assert _shown(driver)["label"] == "–"
@@ -178,12 +232,19 @@ def test_phone_width_has_no_sideways_scroll_and_labels_controls(page):
     driver.set_window_size(390, 844)
     try:
         driver.get(url)
-        _wait(lambda: driver.execute_script(
-            "return document.querySelectorAll('#model option:not([disabled])').length") == 2)
+        _wait(
+            lambda: (
+                driver.execute_script(
+                    "return document.querySelectorAll('#model option:not([disabled])').length"
+                )
+                == 2
+            )
+        )
         _draw(driver, SEVEN)
         _wait(lambda: _shown(driver)["label"] not in ("–", ""), what="an answer")
         overflow = driver.execute_script(
-            "return document.documentElement.scrollWidth - window.innerWidth")
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
         assert overflow <= 0
         labelled = driver.execute_script("""
             return [...document.querySelectorAll('canvas, select, button, input')].every(e =>
@@ -200,8 +261,14 @@ def test_phone_width_has_no_sideways_scroll_and_labels_controls(page):
 def site_pages():
     import subprocess
     import sys
-    built = subprocess.run([sys.executable, str(ROOT / "tasks.py"), "_site"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+
+    built = subprocess.run(
+        [sys.executable, str(ROOT / "tasks.py"), "_site"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr
     pages = sorted((ROOT / "site").rglob("*.html"))
     assert len(pages) == len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))) + 2
@@ -210,16 +277,19 @@ def site_pages():
 
 def test_every_site_page_has_working_images_and_links(page, site_pages):
     from urllib.parse import unquote, urlparse
+
     driver, _ = page
     checked_images = checked_links = 0
     for html_file in site_pages:
         driver.get(html_file.as_uri())
         images = driver.execute_script(
-            "return [...document.images].map(i => [i.src.slice(0, 40), i.complete && i.naturalWidth > 0])")
+            "return [...document.images].map(i => [i.src.slice(0, 40), i.complete && i.naturalWidth > 0])"
+        )
         broken = [src for src, ok in images if not ok]
         assert not broken, (html_file.name, broken)
         links = driver.execute_script(
-            "return [...document.querySelectorAll('a[href]')].map(a => a.href)")
+            "return [...document.querySelectorAll('a[href]')].map(a => a.href)"
+        )
         for link in links:
             url = urlparse(link)
             if url.scheme == "file":

@@ -28,6 +28,7 @@ def _interrupt_after(monkeypatch, steps):
     @contextmanager
     def fake_flag():
         yield _InterruptAt(steps)
+
     for trainer in (per_sample, minibatch):
         monkeypatch.setattr(trainer, "sigint_flag", fake_flag)
 
@@ -41,15 +42,17 @@ def test_model_roundtrip(tmp_path):
     save_checkpoint(tmp_path / "m.npz", model)
     loaded, state = load_checkpoint(tmp_path / "m.npz")
     assert state is None and _same(model, loaded)
-    assert (loaded.layer_sizes, loaded.activation, loaded.dtype) == ([784, 16, 10], "sigmoid",
-                                                                     np.float32)
+    assert (loaded.layer_sizes, loaded.activation, loaded.dtype) == (
+        [784, 16, 10],
+        "sigmoid",
+        np.float32,
+    )
 
 
 @pytest.mark.parametrize("stop_at", [1, 137, 300, 599])
 def test_per_sample_resume_is_bit_identical(tmp_path, monkeypatch, mnist_train, stop_at):
     images, labels = mnist_train[0][:300], mnist_train[1][:300]
-    kwargs = dict(epochs=2, schedule=LinearDecay(0.05, 0.001, 400), record_every=50,
-                  progress=False)
+    kwargs = dict(epochs=2, schedule=LinearDecay(0.05, 0.001, 400), record_every=50, progress=False)
     reference = MLP([784, 32, 16, 10], "relu", "he", seed=1)
     full = train_per_sample(reference, images, labels, **kwargs)
 
@@ -67,22 +70,19 @@ def test_per_sample_resume_is_bit_identical(tmp_path, monkeypatch, mnist_train, 
     assert np.array_equal(rest.loss_curve, full.loss_curve)
 
 
-@pytest.mark.parametrize("stop_at", [5, 16, 25])   # mid-epoch, at an epoch boundary, later
+@pytest.mark.parametrize("stop_at", [5, 16, 25])  # mid-epoch, at an epoch boundary, later
 def test_minibatch_resume_is_bit_identical(tmp_path, monkeypatch, mnist_train, stop_at):
     images, labels = mnist_train[0][:500], mnist_train[1][:500]
-    kwargs = dict(epochs=3, batch_size=32, schedule=Constant(0.05), record_every=4,
-                  progress=False)
+    kwargs = dict(epochs=3, batch_size=32, schedule=Constant(0.05), record_every=4, progress=False)
     reference = MLP([784, 24, 10], "relu", "he", seed=2, dtype=np.float32)
     full = train_minibatch(reference, images, labels, seed=9, **kwargs)
     model = MLP([784, 24, 10], "relu", "he", seed=2, dtype=np.float32)
     with monkeypatch.context() as patch:
         _interrupt_after(patch, stop_at)
         with pytest.raises(TrainingInterrupted):
-            train_minibatch(model, images, labels, seed=9, checkpoint=tmp_path / "c.npz",
-                            **kwargs)
+            train_minibatch(model, images, labels, seed=9, checkpoint=tmp_path / "c.npz", **kwargs)
     restored, state = load_checkpoint(tmp_path / "c.npz")
-    rest = train_minibatch(restored, images, labels, resume=state, batch_size=32,
-                           progress=False)
+    rest = train_minibatch(restored, images, labels, resume=state, batch_size=32, progress=False)
     assert _same(restored, reference)
     assert np.array_equal(rest.losses, full.losses)
 
@@ -95,13 +95,19 @@ def test_real_ctrl_c_saves_a_checkpoint(tmp_path, mnist_train):
     timer.start()
     try:
         with pytest.raises(TrainingInterrupted) as info:
-            train_per_sample(model, images, labels, epochs=1000, progress=False,
-                             checkpoint=tmp_path / "ctrl-c.npz")
+            train_per_sample(
+                model,
+                images,
+                labels,
+                epochs=1000,
+                progress=False,
+                checkpoint=tmp_path / "ctrl-c.npz",
+            )
     finally:
         timer.cancel()
     restored, state = load_checkpoint(tmp_path / "ctrl-c.npz")
     assert 0 < state.step == info.value.step < 1000 * 2000 and _same(restored, model)
-    assert signal.getsignal(signal.SIGINT) is before          # the handler is given back
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is given back
 
 
 def test_resume_rejects_other_data_or_settings(tmp_path, monkeypatch, mnist_train):
@@ -110,18 +116,19 @@ def test_resume_rejects_other_data_or_settings(tmp_path, monkeypatch, mnist_trai
     with monkeypatch.context() as patch:
         _interrupt_after(patch, 10)
         with pytest.raises(TrainingInterrupted):
-            train_per_sample(model, images, labels, progress=False,
-                             checkpoint=tmp_path / "c.npz")
+            train_per_sample(model, images, labels, progress=False, checkpoint=tmp_path / "c.npz")
     restored, state = load_checkpoint(tmp_path / "c.npz")
     before = restored.copy()
     with pytest.raises(ValueError, match="resume: data"):
-        train_per_sample(restored, mnist_train[0][100:200], mnist_train[1][100:200],
-                         resume=state, progress=False)
+        train_per_sample(
+            restored, mnist_train[0][100:200], mnist_train[1][100:200], resume=state, progress=False
+        )
     with pytest.raises(ValueError, match="resume: epochs 5 differs"):
         train_per_sample(restored, images, labels, resume=state, epochs=5, progress=False)
     with pytest.raises(ValueError, match="resume: schedule"):
-        train_per_sample(restored, images, labels, resume=state, schedule=Constant(0.5),
-                         progress=False)
+        train_per_sample(
+            restored, images, labels, resume=state, schedule=Constant(0.5), progress=False
+        )
     with pytest.raises(ValueError, match="resume: trainer 'minibatch'"):
         train_minibatch(restored, images, labels, resume=state, progress=False)
     assert _same(restored, before)
@@ -164,9 +171,11 @@ def _with_meta(tmp_path, change):
 
     from mlp_lib.checkpoint import TrainingState
     from mlp_lib.schedules import schedule_to_dict
+
     model = MLP([784, 16, 10], "relu", "he", seed=0)
-    state = TrainingState("per-sample", 2, 3, schedule_to_dict(Constant(0.01)), 100, "abc",
-                          np.zeros(2))
+    state = TrainingState(
+        "per-sample", 2, 3, schedule_to_dict(Constant(0.01)), 100, "abc", np.zeros(2)
+    )
     save_checkpoint(tmp_path / "good.npz", model, state)
     with np.load(tmp_path / "good.npz") as archive:
         arrays = {name: archive[name] for name in archive.files}
@@ -175,21 +184,26 @@ def _with_meta(tmp_path, change):
     return tmp_path / "bad.npz"
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: [m], "a JSON object expected, got list"),
-    (lambda m: {**m, "extra": 1}, r"unknown keys \['extra'\]"),
-    (lambda m: {k: v for k, v in m.items() if k != "init"}, r"missing keys \['init'\]"),
-    (lambda m: {**m, "layer_sizes": [784, 10**6, 10**6, 10]}, "more than the limit"),
-    (lambda m: {**m, "layer_sizes": [784, True, 10]}, "layer_sizes must be"),
-    (lambda m: {**m, "layer_sizes": "784-10"}, "layer_sizes must be"),
-    (lambda m: {**m, "dtype": "float16"}, "dtype must be float32 or float64"),
-    (lambda m: {**m, "activation": "swish"}, "unknown activation"),
-    (lambda m: {**m, "training": {**m["training"], "epochs": "three"}},
-     "training epochs has the wrong type"),
-    (lambda m: {**m, "training": {**m["training"], "epochs": 0}}, "epochs must be at least 1"),
-    (lambda m: {**m, "training": {**m["training"], "trainer": "magic"}}, "unknown trainer"),
-    (lambda m: {**m, "training": [1, 2]}, "training state must have the keys"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: [m], "a JSON object expected, got list"),
+        (lambda m: {**m, "extra": 1}, r"unknown keys \['extra'\]"),
+        (lambda m: {k: v for k, v in m.items() if k != "init"}, r"missing keys \['init'\]"),
+        (lambda m: {**m, "layer_sizes": [784, 10**6, 10**6, 10]}, "more than the limit"),
+        (lambda m: {**m, "layer_sizes": [784, True, 10]}, "layer_sizes must be"),
+        (lambda m: {**m, "layer_sizes": "784-10"}, "layer_sizes must be"),
+        (lambda m: {**m, "dtype": "float16"}, "dtype must be float32 or float64"),
+        (lambda m: {**m, "activation": "swish"}, "unknown activation"),
+        (
+            lambda m: {**m, "training": {**m["training"], "epochs": "three"}},
+            "training epochs has the wrong type",
+        ),
+        (lambda m: {**m, "training": {**m["training"], "epochs": 0}}, "epochs must be at least 1"),
+        (lambda m: {**m, "training": {**m["training"], "trainer": "magic"}}, "unknown trainer"),
+        (lambda m: {**m, "training": [1, 2]}, "training state must have the keys"),
+    ],
+)
 def test_bad_metadata_is_refused_before_anything_is_allocated(tmp_path, change, message):
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(_with_meta(tmp_path, change))
@@ -197,8 +211,9 @@ def test_bad_metadata_is_refused_before_anything_is_allocated(tmp_path, change, 
 
 def test_member_sizes_are_checked_from_the_zip_headers(tmp_path, monkeypatch):
     from mlp_lib import checkpoint
+
     save_checkpoint(tmp_path / "m.npz", MLP([784, 16, 10], seed=0))
-    monkeypatch.setattr(checkpoint, "MAX_MEMBER_BYTES", 50_000)   # weights_0: 100,352 bytes
+    monkeypatch.setattr(checkpoint, "MAX_MEMBER_BYTES", 50_000)  # weights_0: 100,352 bytes
     with pytest.raises(CheckpointError, match="weights_0.npy holds 100,[0-9]+ bytes, more than"):
         load_checkpoint(tmp_path / "m.npz")
     monkeypatch.setattr(checkpoint, "MAX_MEMBER_BYTES", 10**9)
@@ -216,9 +231,9 @@ def test_save_is_flushed_to_disk_and_follows_the_umask(tmp_path, monkeypatch):
         save_checkpoint(tmp_path / "m.npz", MLP([4, 3, 2], seed=0))
     finally:
         os.umask(previous)
-    assert len(synced) == 2                              # the file, then its directory
+    assert len(synced) == 2  # the file, then its directory
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o640
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]   # no temporary left
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary left
 
 
 _WRITER = """
@@ -244,12 +259,14 @@ def test_sigkill_while_writing_never_leaves_a_broken_checkpoint(tmp_path):
     import subprocess
     import sys
     import time
+
     path = tmp_path / "run.npz"
     rng = np.random.default_rng(0)
     versions = set()
     for _ in range(6):
-        writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)],
-                                  stdout=subprocess.PIPE, text=True)
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True
+        )
         assert writer.stdout.readline().strip() == "saved"
         time.sleep(rng.uniform(0.05, 0.4))
         writer.send_signal(signal.SIGKILL)
@@ -258,14 +275,24 @@ def test_sigkill_while_writing_never_leaves_a_broken_checkpoint(tmp_path):
         values = {float(np.unique(a)[0]) for a in model.weights + model.biases}
         assert len(values) == 1 and all(len(np.unique(a)) == 1 for a in model.weights)
         versions |= values
-    assert len(versions) > 1                             # the kills landed mid-run
+    assert len(versions) > 1  # the kills landed mid-run
 
 
-@pytest.mark.parametrize("rung_name", ["mini-batch SGD", "+ Nesterov, cosine", "+ wider (2×1024)",
-                                       "+ dropout, max-norm", "+ affine augmentation",
-                                       "60-second sprint", "+ elastic distortions"])
-def test_every_notebook_05_configuration_resumes_bit_identical(tmp_path, monkeypatch,
-                                                               mnist_train, rung_name):
+@pytest.mark.parametrize(
+    "rung_name",
+    [
+        "mini-batch SGD",
+        "+ Nesterov, cosine",
+        "+ wider (2×1024)",
+        "+ dropout, max-norm",
+        "+ affine augmentation",
+        "60-second sprint",
+        "+ elastic distortions",
+    ],
+)
+def test_every_notebook_05_configuration_resumes_bit_identical(
+    tmp_path, monkeypatch, mnist_train, rung_name
+):
     """Each rung's options (optimiser, schedule, dropout, max-norm, augmentation,
     validation with the best epoch kept), on a small net and data: interrupted
     mid-epoch, at an epoch boundary and right after a new best epoch, then
@@ -273,20 +300,29 @@ def test_every_notebook_05_configuration_resumes_bit_identical(tmp_path, monkeyp
     from dataclasses import replace
 
     from mlp_lib.beyond import ELASTIC, LADDER, SPRINT, rung_options
+
     rung = {r.name: r for r in LADDER + [SPRINT, ELASTIC]}[rung_name]
     rung = replace(rung, epochs=3, batch_size=50)
     images, labels = mnist_train
     x, y = images[:1000].astype(np.float32), labels[:1000]
     validation = (images[1000:1200].astype(np.float32), labels[1000:1200])
-    sizes = [784] + [24, 16, 12][:len(rung.layer_sizes) - 2] + [10]
+    sizes = [784] + [24, 16, 12][: len(rung.layer_sizes) - 2] + [10]
 
     def train(model, **kwargs):
-        return train_minibatch(model, x, y, validation=validation, progress=False,
-                               **rung_options(rung, len(x), 3), **kwargs)
+        return train_minibatch(
+            model,
+            x,
+            y,
+            validation=validation,
+            progress=False,
+            **rung_options(rung, len(x), 3),
+            **kwargs,
+        )
+
     start = MLP(sizes, "relu", "he", seed=1, dtype=np.float32)
     expected = start.copy()
     full = train(expected)
-    for stop_at in (7, 20, 40):                      # mid-epoch, boundary, after a new best
+    for stop_at in (7, 20, 40):  # mid-epoch, boundary, after a new best
         model = start.copy()
         path = tmp_path / f"run{stop_at}.npz"
         with monkeypatch.context() as patch:
@@ -306,13 +342,15 @@ def test_ctrl_c_during_set_up_stops_at_the_first_step_with_a_checkpoint(tmp_path
     """A caller's outer flag (as the CLI opens one) is shared by the trainer: a
     Ctrl-C that arrived before the loop started is not lost."""
     from mlp_lib.lifecycle import sigint_flag
+
     images, labels = mnist_train[0][:100], mnist_train[1][:100]
     model = MLP([784, 8, 10], seed=0)
     with sigint_flag() as flag:
-        flag[0] = True                                   # Ctrl-C during the set-up
+        flag[0] = True  # Ctrl-C during the set-up
         with pytest.raises(TrainingInterrupted) as info:
-            train_per_sample(model, images, labels, progress=False,
-                             checkpoint=tmp_path / "early.npz")
+            train_per_sample(
+                model, images, labels, progress=False, checkpoint=tmp_path / "early.npz"
+            )
     assert info.value.step == 0
     restored, state = load_checkpoint(tmp_path / "early.npz")
     assert state.step == 0 and _same(restored, MLP([784, 8, 10], seed=0))

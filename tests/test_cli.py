@@ -13,8 +13,13 @@ SMALL = ["--layers", "784", "16", "10", "--quiet"]
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mlp_lib", *map(str, args)],
-                          capture_output=True, text=True, timeout=600, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "mlp_lib", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+    )
 
 
 def test_help_lists_every_command():
@@ -28,8 +33,20 @@ def test_help_lists_every_command():
 @pytest.mark.slow
 def test_train_evaluate_predict(tmp_path):
     model_path = tmp_path / "m.npz"
-    out = cli("train", *SMALL, "--batch-size", "64", "--epochs", "1", "--schedule", "0.1",
-              "--dtype", "float32", "-o", model_path)
+    out = cli(
+        "train",
+        *SMALL,
+        "--batch-size",
+        "64",
+        "--epochs",
+        "1",
+        "--schedule",
+        "0.1",
+        "--dtype",
+        "float32",
+        "-o",
+        model_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "test loss" in out.stdout and model_path.is_file()
     model, state = load_checkpoint(model_path)
@@ -39,8 +56,10 @@ def test_train_evaluate_predict(tmp_path):
 
     # digits drawn dark on light paper, larger than MNIST and off-centre
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     images, labels = load_mnist("test")
     paths = []
     for k in range(8):
@@ -58,19 +77,22 @@ def test_train_evaluate_predict(tmp_path):
     assert np.mean(np.array(guesses) == labels[:8]) >= 0.75
 
 
-@pytest.mark.parametrize("args, message", [
-    (("evaluate", "missing.npz"), "missing.npz: checkpoint not found"),
-    (("train", "--layers", "784", "0", "10"), "--layers: 0 must be at least 1"),
-    (("train", "--epochs", "0"), "--epochs: 0 must be at least 1"),
-    (("train", "--epochs", "three"), "--epochs: 'three' is not an integer"),
-    (("train", "--batch-size", "64", "--dropout", "1.5"), "--dropout: 1.5 must be in [0, 1.0)"),
-    (("train", "--batch-size", "64", "--scale", "nan"), "--scale: nan must be a finite"),
-    (("predict", "m.npz", "x.png", "--top", "-1"), "--top: -1 must be at least 1"),
-    (("train", "--no-such-flag"), "unrecognized arguments: --no-such-flag"),
-    (("train", "--layers", "100", "10"), "must start with 784"),
-    (("train", "--schedule", "linear:0.1"), "bad --schedule"),
-    (("train", "--schedule", "-1", *SMALL), "positive finite learning rate"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("evaluate", "missing.npz"), "missing.npz: checkpoint not found"),
+        (("train", "--layers", "784", "0", "10"), "--layers: 0 must be at least 1"),
+        (("train", "--epochs", "0"), "--epochs: 0 must be at least 1"),
+        (("train", "--epochs", "three"), "--epochs: 'three' is not an integer"),
+        (("train", "--batch-size", "64", "--dropout", "1.5"), "--dropout: 1.5 must be in [0, 1.0)"),
+        (("train", "--batch-size", "64", "--scale", "nan"), "--scale: nan must be a finite"),
+        (("predict", "m.npz", "x.png", "--top", "-1"), "--top: -1 must be at least 1"),
+        (("train", "--no-such-flag"), "unrecognized arguments: --no-such-flag"),
+        (("train", "--layers", "100", "10"), "must start with 784"),
+        (("train", "--schedule", "linear:0.1"), "bad --schedule"),
+        (("train", "--schedule", "-1", *SMALL), "positive finite learning rate"),
+    ],
+)
 def test_user_errors_are_one_line(tmp_path, args, message):
     out = cli(*args, cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr
@@ -81,12 +103,15 @@ def test_user_errors_are_one_line(tmp_path, args, message):
 @pytest.mark.slow
 def test_predict_rejects_bad_images(tmp_path):
     model_path = tmp_path / "m.npz"
-    assert cli("train", *SMALL, "--batch-size", "256", "--epochs", "1", "-o",
-               model_path).returncode == 0
+    assert (
+        cli("train", *SMALL, "--batch-size", "256", "--epochs", "1", "-o", model_path).returncode
+        == 0
+    )
     (tmp_path / "bad.png").write_bytes(b"not a png")
     out = cli("predict", model_path, tmp_path / "bad.png")
     assert out.returncode == 2 and "not a readable image" in out.stderr
     import matplotlib.pyplot as plt
+
     plt.imsave(tmp_path / "blank.png", np.ones((30, 30)), cmap="gray", vmin=0, vmax=1)
     out = cli("predict", model_path, tmp_path / "blank.png")
     assert out.returncode == 2 and "blank" in out.stderr
@@ -97,8 +122,12 @@ def _interrupt_and_resume(args, partial, reference):
     it saved a checkpoint, resume it with --resume alone and check it ends with
     the weights of ``reference`` (the uninterrupted run). Returns the state
     the interrupted run saved."""
-    process = subprocess.Popen([sys.executable, "-m", "mlp_lib", *args, "-o", str(partial)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlp_lib", *args, "-o", str(partial)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = process.stdout.readline()
     assert line.startswith("training "), line
     time.sleep(2.0)
@@ -129,11 +158,14 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted(tmp_path):
     assert state is not None and 0 <= state.step < 480000
 
 
-@pytest.mark.parametrize("output, message", [
-    ("{tmp}", "is a directory; name a file"),
-    ("{tmp}/missing/m.npz", "does not exist"),
-    ("/proc/m.npz", "cannot write in /proc"),
-])
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ("{tmp}", "is a directory; name a file"),
+        ("{tmp}/missing/m.npz", "does not exist"),
+        ("/proc/m.npz", "cannot write in /proc"),
+    ],
+)
 def test_bad_output_is_refused_before_any_work(tmp_path, output, message):
     """A path the model could not be saved to is an error at once (about a
     second: no data loaded, nothing trained), with exit status 2."""
@@ -141,13 +173,14 @@ def test_bad_output_is_refused_before_any_work(tmp_path, output, message):
     out = cli("train", *SMALL, "--epochs", "1", "-o", output.format(tmp=tmp_path))
     assert out.returncode == 2 and message in out.stderr
     assert out.stderr.startswith("error: ") and "Traceback" not in out.stderr
-    assert time.perf_counter() - started < 10          # generous: refused before loading data
+    assert time.perf_counter() - started < 10  # generous: refused before loading data
 
 
 def test_a_failed_final_save_falls_back_and_says_where(tmp_path, monkeypatch):
     from mlp_lib import MLP
     from mlp_lib.__main__ import _save_model
     from mlp_lib.checkpoint import save_checkpoint
+
     monkeypatch.chdir(tmp_path)
     calls = []
 
@@ -156,10 +189,15 @@ def test_a_failed_final_save_falls_back_and_says_where(tmp_path, monkeypatch):
         if len(calls) == 1:
             raise PermissionError(13, "Permission denied")
         return save_checkpoint(path, model)
+
     model = MLP([4, 3, 2], seed=0)
     saved, error = _save_model(tmp_path / "gone" / "m.npz", model, flaky)
     assert isinstance(error, PermissionError) and saved.parent == tmp_path
-    assert saved.name.startswith("mlp_lib-model-") and load_checkpoint(saved)[0].layer_sizes == [4, 3, 2]
+    assert saved.name.startswith("mlp_lib-model-") and load_checkpoint(saved)[0].layer_sizes == [
+        4,
+        3,
+        2,
+    ]
 
 
 @pytest.mark.slow
@@ -167,10 +205,32 @@ def test_ctrl_c_and_resume_with_notebook_05_options(tmp_path):
     """Nesterov, cosine schedule, dropout, max-norm, shifts and a validation split
     through the CLI: Ctrl-C, then --resume alone (the options come from the
     checkpoint), ends with the weights of the uninterrupted run."""
-    args = ["train", "--layers", "784", "8", "10", "--quiet", "--batch-size", "100",
-            "--epochs", "12", "--dtype", "float32", "--optimizer", "nesterov",
-            "--schedule", "cosine:0.1", "--dropout", "0.2", "--max-norm", "3.5",
-            "--shift", "1", "--validation", "10000"]
+    args = [
+        "train",
+        "--layers",
+        "784",
+        "8",
+        "10",
+        "--quiet",
+        "--batch-size",
+        "100",
+        "--epochs",
+        "12",
+        "--dtype",
+        "float32",
+        "--optimizer",
+        "nesterov",
+        "--schedule",
+        "cosine:0.1",
+        "--dropout",
+        "0.2",
+        "--max-norm",
+        "3.5",
+        "--shift",
+        "1",
+        "--validation",
+        "10000",
+    ]
     reference = tmp_path / "reference.npz"
     out = cli(*args, "-o", reference)
     assert out.returncode == 0, out.stderr
@@ -189,12 +249,14 @@ def test_data_folder_from_the_command_line(tmp_path):
     them is a one-line error that says where it looked and how to fix it."""
     model_path = tmp_path / "m.npz"
     from mlp_lib import MLP, save_checkpoint
+
     save_checkpoint(model_path, MLP([784, 8, 10], seed=0))
     out = cli("--data", tmp_path, "evaluate", model_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"{tmp_path}/t10k-images-idx3-ubyte.gz: file not found" in out.stderr
     assert "MLP_LIB_DATA=DIR" in out.stderr and "--data DIR" in out.stderr
     from pathlib import Path
+
     data = Path(__file__).resolve().parents[1] / "data" / "mnist"
     out = cli("--data", data, "evaluate", model_path, cwd=tmp_path)
     assert out.returncode == 0 and "on the test set" in out.stdout

@@ -11,14 +11,30 @@ def _results(accuracy_by_row, spread=0.001, seeds=5, diverged=()):
     for row, accuracy in accuracy_by_row.items():
         for seed in range(seeds):
             noise = spread * (seed - (seeds - 1) / 2)
-            out.append(RunResult(row, seed, 0.3, accuracy + noise, np.zeros(3), 1.0,
-                                 5 if row in diverged else None))
+            out.append(
+                RunResult(
+                    row,
+                    seed,
+                    0.3,
+                    accuracy + noise,
+                    np.zeros(3),
+                    1.0,
+                    5 if row in diverged else None,
+                )
+            )
     return out
 
 
-STORY = {"sigmoid-normal": 0.92, "sigmoid-xavier": 0.91, "relu-normal": 0.95,
-         "relu-xavier": 0.950, "relu-he": 0.951, "relu-he-const": 0.97, "six-layer": 0.968,
-         "relu-uniform": 0.1}
+STORY = {
+    "sigmoid-normal": 0.92,
+    "sigmoid-xavier": 0.91,
+    "relu-normal": 0.95,
+    "relu-xavier": 0.950,
+    "relu-he": 0.951,
+    "relu-he-const": 0.97,
+    "six-layer": 0.968,
+    "relu-uniform": 0.1,
+}
 
 
 def test_the_reports_story_holds_on_results_that_tell_it():
@@ -28,16 +44,21 @@ def test_the_reports_story_holds_on_results_that_tell_it():
 
 
 def test_each_conclusion_can_fail():
-    flipped = dict(STORY, **{"relu-normal": 0.90,          # 1: sigmoid better
-                             "relu-xavier": 0.96,          # 2: Xavier significantly better
-                             "relu-he-const": 0.94,        # 3: the decay better
-                             "relu-uniform": 0.9,          # 4: uniform converged
-                             "six-layer": 0.99})           # 5: six layers better
+    flipped = dict(
+        STORY,
+        **{
+            "relu-normal": 0.90,  # 1: sigmoid better
+            "relu-xavier": 0.96,  # 2: Xavier significantly better
+            "relu-he-const": 0.94,  # 3: the decay better
+            "relu-uniform": 0.9,  # 4: uniform converged
+            "six-layer": 0.99,
+        },
+    )  # 5: six layers better
     assert [v["holds"] for v in judge(_results(flipped))] == [False] * 5
 
 
 def test_a_difference_within_the_noise_is_not_significant():
-    noisy = dict(STORY, **{"relu-normal": 0.921})           # 0.001 above, seeds spread 0.01
+    noisy = dict(STORY, **{"relu-normal": 0.921})  # 0.001 above, seeds spread 0.01
     first = judge(_results(noisy, spread=0.01))[0]
     assert first["holds"] is False and first["p"] > 0.05 and "not significant" in first["reason"]
 

@@ -19,8 +19,18 @@ def test_shapes_dtypes_and_range(mnist_train, mnist_test):
 def test_sanity_facts_from_spec(mnist_train):
     images, labels = mnist_train
     assert labels[0] == 5
-    assert np.bincount(labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918,
-                                            6265, 5851, 5949]
+    assert np.bincount(labels).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
     assert round(float(images.mean() * 255), 3) == 33.318
 
 
@@ -93,7 +103,7 @@ def test_not_gzip(tmp_path, good_idx):
 
 def test_wrong_magic(tmp_path, good_idx):
     path = tmp_path / "a"
-    path.write_bytes(b"\x00\x00\x0d\x03" + good_idx[4:])   # float type, not ubyte
+    path.write_bytes(b"\x00\x00\x0d\x03" + good_idx[4:])  # float type, not ubyte
     with pytest.raises(DataError, match="wrong magic number 00 00 0d 03"):
         read_idx(path)
 
@@ -129,6 +139,7 @@ def test_load_mnist_rejects_a_corrupted_copy(tmp_path):
 
 def test_fashion_mnist_loads_verified_with_ten_balanced_classes():
     from mlp_lib.data import load_dataset
+
     for split, n in (("train", 60000), ("test", 10000)):
         images, labels = load_dataset("fashion-mnist", split, dtype=np.float32)
         assert images.shape == (n, 784) and images.dtype == np.float32
@@ -140,15 +151,17 @@ def test_fashion_mnist_loads_verified_with_ten_balanced_classes():
 
 def test_unknown_dataset_is_refused_by_name():
     from mlp_lib.data import load_dataset
+
     with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist, fashion-mnist"):
         load_dataset("cifar", "train")
 
 
 def test_mlp_lib_data_may_hold_both_datasets(tmp_path, monkeypatch):
     from mlp_lib.data import default_root
+
     (tmp_path / "fashion-mnist").mkdir()
     monkeypatch.setenv("MLP_LIB_DATA", str(tmp_path))
     assert default_root("fashion-mnist") == tmp_path / "fashion-mnist"
-    assert default_root("mnist") == tmp_path                  # as before: the MNIST folder
+    assert default_root("mnist") == tmp_path  # as before: the MNIST folder
     monkeypatch.setenv("MLP_LIB_DATA", str(tmp_path / "mnist"))
     assert default_root("fashion-mnist") == tmp_path / "fashion-mnist"

@@ -13,8 +13,18 @@ from mlp_lib.beyond import load_rung_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
-PROVENANCE_KEYS = ("commit", "dirty", "date", "cpu", "cores", "python", "numpy", "scipy",
-                   "blas", "command")
+PROVENANCE_KEYS = (
+    "commit",
+    "dirty",
+    "date",
+    "cpu",
+    "cores",
+    "python",
+    "numpy",
+    "scipy",
+    "blas",
+    "command",
+)
 
 
 def _outputs(notebook):
@@ -38,12 +48,13 @@ def _check_provenance(record, where):
 
 def test_readme_figures_are_generated_from_the_results():
     stale = readme.stale_sections()
-    assert not stale, (f"README sections {stale} differ from results/: run "
-                       f"python3 tasks.py readme")
+    assert not stale, f"README sections {stale} differ from results/: run python3 tasks.py readme"
 
 
-@pytest.mark.parametrize("name", [f"{row}.json" for row in experiments.ROWS]
-                         + ["beyond.json", "bench.json", "timings.json"])
+@pytest.mark.parametrize(
+    "name",
+    [f"{row}.json" for row in experiments.ROWS] + ["beyond.json", "bench.json", "timings.json"],
+)
 def test_every_result_file_records_its_provenance(name):
     path = RESULTS / name
     assert path.is_file(), f"{path} is missing"
@@ -65,13 +76,17 @@ def test_notebooks_print_the_figures_of_the_results_files():
         assert experiments.fingerprint(results) in printed, row_id
     printed = _outputs("05_beyond.ipynb")
     for run in load_rung_results(RESULTS / "beyond.json"):
-        assert re.search(rf"{re.escape(run.rung)} +seed {run.seed}: test accuracy "
-                         rf"{run.test_accuracy:.4f}, ", printed), (run.rung, run.seed)
+        assert re.search(
+            rf"{re.escape(run.rung)} +seed {run.seed}: test accuracy "
+            rf"{run.test_accuracy:.4f}, ",
+            printed,
+        ), (run.rung, run.seed)
 
 
 def test_no_file_cites_a_path_outside_the_repository():
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     pattern = re.compile(r"SPEC\.md|\.\./shared|shared/(SPEC|reference|data)")
     offenders = []
     for name in files:
@@ -86,12 +101,13 @@ def test_no_file_cites_a_path_outside_the_repository():
 
 def test_readme_names_the_floors_that_tasks_oldest_installs():
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("tasks", ROOT / "tasks.py")
     tasks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tasks)
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("**Supported versions.**"):]
-    section = section[:section.index("\n\n")].replace("\n", " ")
+    section = readme[readme.index("**Supported versions.**") :]
+    section = section[: section.index("\n\n")].replace("\n", " ")
     pins = tasks.floors()
     assert len(pins) == 6
     for pin in pins:

@@ -8,8 +8,14 @@ from mlp_lib.estimator import NotFittedError
 
 
 def test_fit_predict_score_on_mnist_subset(mnist_train, mnist_test):
-    clf = MLPClassifier(hidden_layer_sizes=(64,), epochs=3, learning_rate=0.3, batch_size=32,
-                        random_state=0, progress=False)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(64,),
+        epochs=3,
+        learning_rate=0.3,
+        batch_size=32,
+        random_state=0,
+        progress=False,
+    )
     assert clf.fit(mnist_train[0][:5000], mnist_train[1][:5000]) is clf
     assert list(clf.classes_) == list(range(10)) and clf.n_features_in_ == 784
     assert len(clf.loss_curve_) == 3 and clf.loss_curve_[-1] < clf.loss_curve_[0]
@@ -23,8 +29,15 @@ def test_string_labels_and_per_sample_solver():
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(-2, 1, (50, 2)), rng.normal(2, 1, (50, 2))])
     y = np.array(["cat"] * 50 + ["dog"] * 50)
-    clf = MLPClassifier(hidden_layer_sizes=(8,), solver="per-sample", learning_rate=0.05,
-                        epochs=5, random_state=1, dtype="float64", progress=False).fit(X, y)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(8,),
+        solver="per-sample",
+        learning_rate=0.05,
+        epochs=5,
+        random_state=1,
+        dtype="float64",
+        progress=False,
+    ).fit(X, y)
     assert set(clf.predict(X)) <= {"cat", "dog"} and clf.score(X, y) > 0.95
     with pytest.raises(ValueError, match="labels not seen in fit"):
         clf.loss(X[:2], ["cat", "cow"])
@@ -79,9 +92,11 @@ def test_scikit_learn_estimator_checks():
     """scikit-learn's own checks (the test extra installs scikit-learn, so CI runs them)."""
     pytest.importorskip("sklearn")
     from sklearn.utils.estimator_checks import check_estimator
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = check_estimator(MLPClassifier(hidden_layer_sizes=(32,), epochs=20,
-                                                progress=False), on_fail=None)
+        results = check_estimator(
+            MLPClassifier(hidden_layer_sizes=(32,), epochs=20, progress=False), on_fail=None
+        )
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     assert not failed and len(results) > 40

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from mlp_lib import experiments
-from mlp_lib.experiments import (ROWS, RunResult, fingerprint, prediction_interval, run,
-                                 summarize, verdict)
+from mlp_lib.experiments import (
+    ROWS,
+    RunResult,
+    fingerprint,
+    prediction_interval,
+    run,
+    summarize,
+    verdict,
+)
 
 SPECIFIED_ROWS = {
     # id: (sizes, activation, init, lr at step 0, lr at step 10**6, report loss, report acc)
@@ -39,16 +46,26 @@ def test_run_is_deterministic_and_complete():
     assert (a.test_loss, a.test_accuracy) == (b.test_loss, b.test_accuracy)
     assert a.loss_curve.shape == (3,) and a.seconds > 0 and a.diverged_at is None
     assert 0.3 < a.test_accuracy < 1
-    assert set(a.as_dict()) == {"row", "seed", "test_loss", "test_accuracy", "seconds",
-                                "diverged_at"}
+    assert set(a.as_dict()) == {
+        "row",
+        "seed",
+        "test_loss",
+        "test_accuracy",
+        "seconds",
+        "diverged_at",
+    }
 
 
 def test_run_many_parallel_equals_serial():
     kwargs = dict(epochs=1, n_train=200)
     serial = experiments.run_many(["relu-he", "six-layer"], [0, 1], processes=1, **kwargs)
     parallel = experiments.run_many(["relu-he", "six-layer"], [0, 1], processes=2, **kwargs)
-    assert [(r.row, r.seed) for r in parallel] == [("relu-he", 0), ("relu-he", 1),
-                                                   ("six-layer", 0), ("six-layer", 1)]
+    assert [(r.row, r.seed) for r in parallel] == [
+        ("relu-he", 0),
+        ("relu-he", 1),
+        ("six-layer", 0),
+        ("six-layer", 1),
+    ]
     assert [r.test_loss for r in serial] == [r.test_loss for r in parallel]
 
 
@@ -65,8 +82,9 @@ def test_verdict_and_summary():
     assert verdict([0.92, 0.93, 0.94], 0.85) == "below [0.8803, 0.9797], z = -8.0"
     assert verdict([0.5, 0.5], 0.6) == "above (no spread)"
     assert verdict([0.5], None) == "the report gives no figure"
-    results = [RunResult("relu-he", s, 0.15 + s / 100, 0.95 + s / 100, np.zeros(1), 1.0)
-               for s in range(3)]
+    results = [
+        RunResult("relu-he", s, 0.15 + s / 100, 0.95 + s / 100, np.zeros(1), 1.0) for s in range(3)
+    ]
     (summary,) = summarize(results)
     assert summary["seeds"] == [0, 1, 2]
     assert summary["acc_mean"] == pytest.approx(0.96) and summary["acc_std"] == pytest.approx(0.01)
@@ -85,15 +103,20 @@ def test_prediction_interval_covers_new_draws_at_its_level():
 
 
 def test_fingerprint_lists_seed_zero_to_six_figures():
-    results = [RunResult("relu-he", s, 0.1, 0.9, np.array([2.302585093, 1.23456789, 0.5]), 1.0)
-               for s in (1, 0)]
-    assert fingerprint(results, entries=2) == \
-        "relu-he seed 0, loss per 100 steps from step 0: 2.30259 1.23457"
+    results = [
+        RunResult("relu-he", s, 0.1, 0.9, np.array([2.302585093, 1.23456789, 0.5]), 1.0)
+        for s in (1, 0)
+    ]
+    assert (
+        fingerprint(results, entries=2)
+        == "relu-he seed 0, loss per 100 steps from step 0: 2.30259 1.23457"
+    )
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "mlp_lib", *args], capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "mlp_lib", *args], capture_output=True, text=True, timeout=900
+    )
 
 
 def test_cli_help_and_rows():

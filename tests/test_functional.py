@@ -66,7 +66,7 @@ def test_dtype_preserved(dtype):
 def test_softmax_cross_entropy_equals_the_two_functions_bit_for_bit(dtype):
     rng = np.random.default_rng(4)
     logits = (rng.normal(size=(37, 10)) * 8).astype(dtype)
-    logits[0, 3] = 500                                   # one saturated row
+    logits[0, 3] = 500  # one saturated row
     labels = rng.integers(0, 10, size=37)
     probs, loss = F.softmax_cross_entropy(logits, labels)
     assert np.array_equal(probs, F.softmax(logits))

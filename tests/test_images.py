@@ -16,7 +16,7 @@ def _seven():
     page[8:14, 6:38] = 0.05
     for row in range(14, 54):
         col = 34 - (row - 14) // 2
-        page[row, col - 3:col + 3] = 0.05
+        page[row, col - 3 : col + 3] = 0.05
     return page
 
 
@@ -28,7 +28,7 @@ def _save(tmp_path, page, mode):
     elif mode == "RGB":
         image = Image.fromarray((page * 255).astype(np.uint8)).convert("RGB")
     elif mode == "RGBA":
-        rgba = np.zeros(page.shape + (4,), np.uint8)    # transparent paper, opaque ink
+        rgba = np.zeros(page.shape + (4,), np.uint8)  # transparent paper, opaque ink
         rgba[..., 3] = ((1 - page) * 255).astype(np.uint8)
         image = Image.fromarray(rgba)
     elif mode == "P":
@@ -51,7 +51,7 @@ def test_every_mode_is_scaled_by_its_own_range(tmp_path, mode):
     path = _save(tmp_path, _seven(), mode)
     pixels = read_image(path)
     assert pixels.ndim == 2 and 0 <= pixels.min() and pixels.max() <= 1
-    assert abs(np.median(pixels) - 1.0) < 0.01          # the paper reads as white
+    assert abs(np.median(pixels) - 1.0) < 0.01  # the paper reads as white
     assert np.abs(image_to_mnist(path) - expected).max() < 0.05
 
 

@@ -6,9 +6,11 @@ from mlp_lib.init import initialize
 
 def test_he_xavier_normal_std_with_bias_in_fan_in():
     sizes = [784, 512, 256]
-    for scheme, expected in [("he", [np.sqrt(2 / 785), np.sqrt(2 / 513)]),
-                             ("xavier", [np.sqrt(2 / (785 + 512)), np.sqrt(2 / (513 + 256))]),
-                             ("normal", [0.1, 0.1])]:
+    for scheme, expected in [
+        ("he", [np.sqrt(2 / 785), np.sqrt(2 / 513)]),
+        ("xavier", [np.sqrt(2 / (785 + 512)), np.sqrt(2 / (513 + 256))]),
+        ("normal", [0.1, 0.1]),
+    ]:
         weights, biases = initialize(sizes, scheme, np.random.default_rng(0))
         for w, b, std in zip(weights, biases, expected):
             assert w.std() == pytest.approx(std, rel=0.01)
@@ -20,6 +22,7 @@ def test_fan_in_counts_the_bias_input_exactly():
     """n_in + 1, not n_in: the two differ by 0.06% for layer 1, far below what a
     sample standard deviation can tell, so the formula is checked exactly."""
     from mlp_lib.init import init_std
+
     assert init_std("he", 784, 512) == np.sqrt(2 / 785) != np.sqrt(2 / 784)
     assert init_std("xavier", 784, 512) == np.sqrt(2 / (785 + 512)) != np.sqrt(2 / (784 + 512))
     weights, _ = initialize([784, 512], "he", np.random.default_rng(5))

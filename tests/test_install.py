@@ -20,19 +20,30 @@ pytestmark = pytest.mark.slow
 
 
 def _run(args, cwd, **env):
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in ("MLP_LIB_DATA", "PYTHONPATH", "VIRTUAL_ENV")}
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLP_LIB_DATA", "PYTHONPATH", "VIRTUAL_ENV")
+    }
     environment.update(env, MPLBACKEND="Agg")
-    return subprocess.run([str(a) for a in args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """(python of a fresh venv holding the wheel, an empty working directory)."""
     base = tmp_path_factory.mktemp("wheel")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
-                  "-w", base / "dist", ROOT], cwd=base)
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", base / "dist", ROOT],
+        cwd=base,
+    )
     assert built.returncode == 0, built.stderr
     wheels = list((base / "dist").glob("mlp_lib-*.whl"))
     assert len(wheels) == 1, wheels
@@ -66,19 +77,43 @@ def test_without_data_it_says_where_it_looked_and_how_to_point_it(installed):
 def test_with_data_it_trains_evaluates_and_predicts(installed):
     from PIL import Image
     from mlp_lib.data import load_mnist
+
     python, work = installed
     data = ROOT / "data" / "mnist"
-    train = _run([python, "-m", "mlp_lib", "--data", data, "train", "--layers", "784", "32", "10",
-                  "--batch-size", "128", "--epochs", "1", "--quiet", "-o", "m.npz"], cwd=work)
+    train = _run(
+        [
+            python,
+            "-m",
+            "mlp_lib",
+            "--data",
+            data,
+            "train",
+            "--layers",
+            "784",
+            "32",
+            "10",
+            "--batch-size",
+            "128",
+            "--epochs",
+            "1",
+            "--quiet",
+            "-o",
+            "m.npz",
+        ],
+        cwd=work,
+    )
     assert train.returncode == 0, train.stderr
     assert (work / "m.npz").is_file()
-    evaluate = _run([python, "-m", "mlp_lib", "evaluate", "m.npz"], cwd=work,
-                    MLP_LIB_DATA=str(data))
+    evaluate = _run(
+        [python, "-m", "mlp_lib", "evaluate", "m.npz"], cwd=work, MLP_LIB_DATA=str(data)
+    )
     assert evaluate.returncode == 0, evaluate.stderr
     accuracy = float(evaluate.stdout.split("accuracy")[1].split()[0].strip(":=,"))
     assert accuracy > 0.85
     images, labels = load_mnist("test")
-    Image.fromarray((images[0].reshape(28, 28) * 255).round().astype(np.uint8)).save(work / "digit.png")
+    Image.fromarray((images[0].reshape(28, 28) * 255).round().astype(np.uint8)).save(
+        work / "digit.png"
+    )
     predict = _run([python, "-m", "mlp_lib", "predict", "m.npz", "digit.png"], cwd=work)
     assert predict.returncode == 0, predict.stderr
     assert predict.stdout.startswith(f"digit.png: {labels[0]} (")
@@ -89,14 +124,23 @@ def test_commands_that_edit_a_checkout_refuse(installed):
     out = _run([python, "-m", "mlp_lib", "table", "--update-readme"], cwd=work)
     assert out.returncode != 0
     assert "source checkout" in out.stderr and "Traceback" not in out.stderr
-    site = _run([python, "-c", "import mlp_lib, pathlib; print(pathlib.Path(mlp_lib.__file__)"
-                       ".parents[1])"], cwd=work).stdout.strip()
+    site = _run(
+        [python, "-c", "import mlp_lib, pathlib; print(pathlib.Path(mlp_lib.__file__).parents[1])"],
+        cwd=work,
+    ).stdout.strip()
     assert not (Path(site) / "README.md").exists() and not (work / "README.md").exists()
 
 
 def test_the_wheel_carries_the_serve_page(installed):
     python, work = installed
-    out = _run([python, "-c", "from mlp_lib.serve import STATIC; "
-                "print(' '.join(sorted(p.name for p in STATIC.iterdir())))"], cwd=work)
+    out = _run(
+        [
+            python,
+            "-c",
+            "from mlp_lib.serve import STATIC; "
+            "print(' '.join(sorted(p.name for p in STATIC.iterdir())))",
+        ],
+        cwd=work,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["app.js", "index.html", "style.css"]

@@ -19,8 +19,17 @@ def small(mnist_train):
 def _fit(small, epochs=2, **kwargs):
     x, y, xv, yv = small
     model = MLP([784, 48, 10], "relu", "he", seed=0, dtype=np.float32)
-    history = train_minibatch(model, x, y, epochs=epochs, batch_size=50, seed=1,
-                              progress=False, validation=(xv, yv), **kwargs)
+    history = train_minibatch(
+        model,
+        x,
+        y,
+        epochs=epochs,
+        batch_size=50,
+        seed=1,
+        progress=False,
+        validation=(xv, yv),
+        **kwargs,
+    )
     return model, history
 
 
@@ -41,9 +50,17 @@ def test_max_norm_holds_after_training(small):
 
 def test_dropout_augment_and_weight_decay_are_reproducible(small):
     def fit():
-        return _fit(small, epochs=3, schedule=Constant(0.05), optimizer=SGD(0.9), dropout=0.3,
-                    input_dropout=0.1, weight_decay=1e-4,
-                    augment=lambda b, rng: distort(b, rng, elastic_alpha=20))
+        return _fit(
+            small,
+            epochs=3,
+            schedule=Constant(0.05),
+            optimizer=SGD(0.9),
+            dropout=0.3,
+            input_dropout=0.1,
+            weight_decay=1e-4,
+            augment=lambda b, rng: distort(b, rng, elastic_alpha=20),
+        )
+
     (a, ha), (b, hb) = fit(), fit()
     assert all(np.array_equal(u, v) for u, v in zip(a.weights, b.weights))
     assert ha.val_loss == hb.val_loss and ha.val_accuracy[-1] > 0.8
@@ -60,7 +77,6 @@ def test_validation_keeps_the_best_epoch_and_early_stopping(small):
     assert evaluate(model, xv, yv)[0] == pytest.approx(history.val_loss[best], rel=1e-5)
 
 
-
 def test_early_stopping_stops_after_patience_epochs_without_a_new_best(small):
     """Validation labels shuffled: the better the model fits the training
     labels, the worse its validation loss, so the best epoch comes early and
@@ -68,21 +84,34 @@ def test_early_stopping_stops_after_patience_epochs_without_a_new_best(small):
     x, y, xv, yv = small
     wrong = np.random.default_rng(0).permutation(yv)
     model = MLP([784, 32, 10], "relu", "he", seed=0)
-    history = train_minibatch(model, x, y, epochs=20, batch_size=32, schedule=Constant(0.1),
-                              seed=0, validation=(xv, wrong), patience=2, progress=False)
+    history = train_minibatch(
+        model,
+        x,
+        y,
+        epochs=20,
+        batch_size=32,
+        schedule=Constant(0.1),
+        seed=0,
+        validation=(xv, wrong),
+        patience=2,
+        progress=False,
+    )
     best = int(np.argmin(history.val_loss))
-    assert len(history.val_loss) < 20                    # it did stop early
-    assert len(history.val_loss) == best + 2 + 1         # two epochs after the best
+    assert len(history.val_loss) < 20  # it did stop early
+    assert len(history.val_loss) == best + 2 + 1  # two epochs after the best
     assert history.best_epoch == best
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(patience=2, validation=None), "needs a validation set"),
-    (dict(weight_decay=-1.0), "weight_decay must be >= 0"),
-    (dict(max_norm=0.0), "max_norm > 0"),
-    (dict(optimizer="adam"), "optimizer must be one of mlp_lib.optim"),
-    (dict(dropout=1.0), r"dropout rate must be in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(patience=2, validation=None), "needs a validation set"),
+        (dict(weight_decay=-1.0), "weight_decay must be >= 0"),
+        (dict(max_norm=0.0), "max_norm > 0"),
+        (dict(optimizer="adam"), "optimizer must be one of mlp_lib.optim"),
+        (dict(dropout=1.0), r"dropout rate must be in \[0, 1\)"),
+    ],
+)
 def test_bad_options(small, kwargs, message):
     x, y, _, _ = small
     model = MLP([784, 8, 10], seed=0, dtype=np.float32)
@@ -107,6 +136,7 @@ def test_distort_identity_shift_and_determinism(mnist_train):
 @pytest.mark.slow
 def test_ladder_rung_runs_and_uses_the_validation_split():
     from mlp_lib.beyond import LADDER, N_TRAIN, run_rung, split
+
     x, y, xv, yv = split()
     assert len(x) == N_TRAIN == 50000 and len(xv) == 10000 and x.dtype == np.float32
     assert len({rung.name for rung in LADDER}) == len(LADDER)
@@ -119,25 +149,30 @@ def test_distort_matches_a_direct_shift_and_scipy_smoothing():
     from scipy import ndimage
 
     from mlp_lib.augment import _bilinear, gaussian_matrix
+
     rng = np.random.default_rng(0)
     images = rng.random((3, 28, 28))
     rows, cols = np.mgrid[0:28, 0:28].astype(float)
     # whole-pixel shift by (2, -1): output (r, c) reads input (r - 2, c + 1), 0 outside
-    shifted = _bilinear(images, np.broadcast_to(rows - 2, images.shape),
-                        np.broadcast_to(cols + 1, images.shape))
+    shifted = _bilinear(
+        images, np.broadcast_to(rows - 2, images.shape), np.broadcast_to(cols + 1, images.shape)
+    )
     expected = np.zeros_like(images)
     expected[:, 2:, :27] = images[:, :26, 1:]
     np.testing.assert_array_equal(shifted, expected)
     # half-pixel shift: the mean of two neighbours (and half the edge pixel)
-    half = _bilinear(images, np.broadcast_to(rows, images.shape),
-                     np.broadcast_to(cols + 0.5, images.shape))
+    half = _bilinear(
+        images, np.broadcast_to(rows, images.shape), np.broadcast_to(cols + 0.5, images.shape)
+    )
     np.testing.assert_allclose(half[:, :, :27], (images[:, :, :27] + images[:, :, 1:]) / 2)
     np.testing.assert_allclose(half[:, :, 27], images[:, :, 27] / 2)
     field = rng.uniform(-1, 1, (4, 28, 28))
     smooth = gaussian_matrix(4.0)
-    np.testing.assert_allclose(smooth @ field @ smooth.T,
-                               ndimage.gaussian_filter(field, sigma=(0, 4, 4), mode="constant"),
-                               atol=1e-14)
+    np.testing.assert_allclose(
+        smooth @ field @ smooth.T,
+        ndimage.gaussian_filter(field, sigma=(0, 4, 4), mode="constant"),
+        atol=1e-14,
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -148,16 +183,23 @@ def test_bilinear_equals_scipy_map_coordinates_inside_outside_and_far_away(dtype
     from scipy import ndimage
 
     from mlp_lib.augment import _bilinear
+
     rng = np.random.default_rng(2)
     images = rng.random((5, 28, 28)).astype(dtype)
     rows = rng.uniform(-4, 32, (5, 28, 28))
     cols = rng.uniform(-4, 32, (5, 28, 28))
     rows[0, :3, :3], cols[1, :3, :3] = 1e12, -1e12
-    rows[2, 0, :4] = [-1.0, 0.0, 27.0, 28.0]                   # whole pixels on the edges
+    rows[2, 0, :4] = [-1.0, 0.0, 27.0, 28.0]  # whole pixels on the edges
     got = _bilinear(images, rows, cols)
     assert got.dtype == dtype
     for k in range(5):
-        expected = ndimage.map_coordinates(images[k].astype(np.float64), [rows[k], cols[k]],
-                                           order=1, mode="grid-constant", cval=0.0)
-        np.testing.assert_allclose(got[k], expected, rtol=0,
-                                   atol=1e-6 if dtype == np.float32 else 1e-12)
+        expected = ndimage.map_coordinates(
+            images[k].astype(np.float64),
+            [rows[k], cols[k]],
+            order=1,
+            mode="grid-constant",
+            cval=0.0,
+        )
+        np.testing.assert_allclose(
+            got[k], expected, rtol=0, atol=1e-6 if dtype == np.float32 else 1e-12
+        )

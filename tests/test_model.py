@@ -16,7 +16,7 @@ def _sizes(depth):
 def test_gradients_match_central_differences(depth, activation):
     rng = np.random.default_rng(depth)
     model = MLP(_sizes(depth), activation, "xavier", seed=depth)
-    for b in model.biases:          # nonzero biases so their gradients are tested too
+    for b in model.biases:  # nonzero biases so their gradients are tested too
         b[:] = rng.normal(scale=0.1, size=b.shape)
     x = rng.normal(size=(5, 7))
     labels = rng.integers(0, 4, size=5)
@@ -94,14 +94,23 @@ def test_copy_is_deep():
     assert a.weights[0].any() and b.layer_sizes == a.layer_sizes
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(layer_sizes=[784]), "at least two positive ints"),
-    (dict(layer_sizes=[784, 0, 10]), "at least two positive ints"),
-    (dict(layer_sizes=[784, 10], activation="tanhh"), "unknown activation 'tanhh'; valid: sigmoid, relu, tanh"),
-    (dict(layer_sizes=[784, 10], init="zeros"), "unknown init 'zeros'; valid: normal, uniform, xavier, he"),
-    (dict(layer_sizes=[784, 10], dtype=np.int32), "float32 or float64"),
-    (dict(layer_sizes=[784, 10], seed=-1), "seed must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(layer_sizes=[784]), "at least two positive ints"),
+        (dict(layer_sizes=[784, 0, 10]), "at least two positive ints"),
+        (
+            dict(layer_sizes=[784, 10], activation="tanhh"),
+            "unknown activation 'tanhh'; valid: sigmoid, relu, tanh",
+        ),
+        (
+            dict(layer_sizes=[784, 10], init="zeros"),
+            "unknown init 'zeros'; valid: normal, uniform, xavier, he",
+        ),
+        (dict(layer_sizes=[784, 10], dtype=np.int32), "float32 or float64"),
+        (dict(layer_sizes=[784, 10], seed=-1), "seed must be"),
+    ],
+)
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MLP(**kwargs)
@@ -131,17 +140,21 @@ def test_gradients_with_dropout_and_weight_decay(activation):
     model = MLP([8, 7, 6, 4], activation, "xavier", seed=3)
     x, labels = rng.normal(size=(6, 8)), rng.integers(0, 4, size=6)
     options = dict(weight_decay=0.01, dropout=0.3, input_dropout=0.2)
-    loss, weight_grads, bias_grads = model.gradients(x, labels, rng=np.random.default_rng(7),
-                                                     **options)
+    loss, weight_grads, bias_grads = model.gradients(
+        x, labels, rng=np.random.default_rng(7), **options
+    )
 
     def objective():
         return model.gradients(x, labels, rng=np.random.default_rng(7), **options)[0]
-    errors = [relative_error(g, numerical_gradient(objective, p))
-              for params, grads in ((model.weights, weight_grads), (model.biases, bias_grads))
-              for p, g in zip(params, grads)]
+
+    errors = [
+        relative_error(g, numerical_gradient(objective, p))
+        for params, grads in ((model.weights, weight_grads), (model.biases, bias_grads))
+        for p, g in zip(params, grads)
+    ]
     assert max(errors) < 1e-6, errors
     plain = model.gradients(x, labels)[0]
-    assert loss != plain   # the options did change the objective
+    assert loss != plain  # the options did change the objective
 
 
 def test_dropout_masks_scale_and_rate():
@@ -175,14 +188,18 @@ def test_fused_sgd_step_equals_backward_then_update(activation, dtype):
         for p, g in zip(reference.weights + reference.biases, weight_grads + bias_grads):
             p -= dtype(0.5) * g
         tolerance = 1e-6 if dtype is np.float32 else 1e-14
-        for new, expected, old in zip(fused.weights + fused.biases,
-                                      reference.weights + reference.biases, arrays):
+        for new, expected, old in zip(
+            fused.weights + fused.biases, reference.weights + reference.biases, arrays
+        ):
             assert new is old and new.dtype == dtype and new.flags.c_contiguous
             np.testing.assert_allclose(new, expected, rtol=0, atol=tolerance)
-        moved = max(np.abs(a - b).max() for a, b in zip(fused.weights,
-                                                         MLP([8, 7, 6, 4], activation, "xavier",
-                                                             seed=1, dtype=dtype).weights))
-        assert moved > 1e-3          # the update did reach the model's arrays
+        moved = max(
+            np.abs(a - b).max()
+            for a, b in zip(
+                fused.weights, MLP([8, 7, 6, 4], activation, "xavier", seed=1, dtype=dtype).weights
+            )
+        )
+        assert moved > 1e-3  # the update did reach the model's arrays
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -190,6 +207,7 @@ def test_blas_products_match_numpy_for_every_layout(dtype):
     """The model's gemm helpers give numpy's results for C-ordered, Fortran-ordered
     and strided operands, keep the dtype, and update the weights in place."""
     from mlp_lib._blas import add_product as _add_product, matmul as _matmul
+
     rng = np.random.default_rng(0)
     left, right = rng.normal(size=(6, 5)).astype(dtype), rng.normal(size=(5, 4)).astype(dtype)
     layouts = [lambda m: m, np.asfortranarray, lambda m: np.repeat(m, 2, axis=1)[:, ::2]]
@@ -199,7 +217,7 @@ def test_blas_products_match_numpy_for_every_layout(dtype):
             assert product.dtype == dtype and product.flags.c_contiguous
             np.testing.assert_allclose(product, left @ right, rtol=1e-6)
     np.testing.assert_allclose(_matmul(left.T, left), left.T @ left, rtol=1e-6)
-    assert _matmul(left[:0], right).shape == (0, 4)                     # empty batch
+    assert _matmul(left[:0], right).shape == (0, 4)  # empty batch
     assert _matmul(left, right.astype(np.float64)).dtype == np.float64  # mixed: numpy's @
 
     weights, step = rng.normal(size=(5, 3)).astype(dtype), rng.normal(size=(6, 3)).astype(dtype)
@@ -209,16 +227,17 @@ def test_blas_products_match_numpy_for_every_layout(dtype):
         target = weights.copy()
         _add_product(target, inputs, step, dtype(keep))
         np.testing.assert_allclose(target, expected, rtol=1e-5)
-        strided = np.repeat(weights, 2, axis=0)[::2]     # not contiguous: numpy fallback
+        strided = np.repeat(weights, 2, axis=0)[::2]  # not contiguous: numpy fallback
         _add_product(strided, inputs, step, dtype(keep))
         np.testing.assert_allclose(strided, expected, rtol=1e-5)
 
 
 def test_relu_with_the_cached_zeros_equals_maximum_and_leaves_the_cache_zero():
     from mlp_lib._blas import zeros_like
+
     rng = np.random.default_rng(2)
     model = MLP([600, 5], "relu", "he", seed=0, dtype=np.float32)
-    for shape in [(3, 600), (128, 600), (1, 600), (2000, 600)]:    # the last one: over 2**20
+    for shape in [(3, 600), (128, 600), (1, 600), (2000, 600)]:  # the last one: over 2**20
         x = rng.normal(size=shape).astype(np.float32)
         _, cache = model.forward_cache(x)
         assert np.array_equal(cache["A"][0], x)
@@ -231,4 +250,4 @@ def test_relu_with_the_cached_zeros_equals_maximum_and_leaves_the_cache_zero():
     expected = np.maximum(x @ hidden.weights[0] + hidden.biases[0], 0)
     # float32 sums of 600 products: BLAS builds may order them differently (eps * sum|x w| ~ 1e-5)
     np.testing.assert_allclose(cache["A"][1], expected, rtol=1e-5, atol=2e-5)
-    assert not np.any(zeros_like(cache["A"][1]))     # ReLU never wrote into the shared zeros
+    assert not np.any(zeros_like(cache["A"][1]))  # ReLU never wrote into the shared zeros

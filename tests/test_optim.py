@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 
 from mlp_lib.optim import SGD, Adam, make_optimizer
-from mlp_lib.schedules import (Constant, Cosine, LinearDecay, StepDecay, schedule_from_dict,
-                               schedule_to_dict)
+from mlp_lib.schedules import (
+    Constant,
+    Cosine,
+    LinearDecay,
+    StepDecay,
+    schedule_from_dict,
+    schedule_to_dict,
+)
 
 
 def _run(optimizer, grads, lr=0.1):
@@ -40,7 +46,7 @@ def test_adam_by_hand_and_first_step_size():
     for t, g in enumerate(map(np.array, GRADS), start=1):
         m = 0.9 * m + 0.1 * g
         s = 0.999 * s + 0.001 * g * g
-        theta = theta - 0.1 * (m / (1 - 0.9 ** t)) / (np.sqrt(s / (1 - 0.999 ** t)) + 1e-8)
+        theta = theta - 0.1 * (m / (1 - 0.9**t)) / (np.sqrt(s / (1 - 0.999**t)) + 1e-8)
     assert np.allclose(_run(Adam(), GRADS), theta, rtol=1e-14)
     # the first Adam step moves every coordinate by about lr, whatever the gradient size
     assert np.allclose(_run(Adam(), [[1e-3, -50.0]]) - [1.0, -2.0], [-0.1, 0.1], rtol=1e-4)
@@ -50,7 +56,7 @@ def test_optimizers_minimise_a_quadratic():
     for name in ("sgd", "momentum", "nesterov", "adam"):
         optimizer, x = make_optimizer(name), np.array([3.0, -4.0])
         for _ in range(500):
-            optimizer.step([x], [2 * x], 0.05)   # f = |x|², ∇f = 2x
+            optimizer.step([x], [2 * x], 0.05)  # f = |x|², ∇f = 2x
         assert np.linalg.norm(x) < 1e-3, name
 
 
@@ -78,19 +84,22 @@ def test_step_and_cosine_schedules():
         Cosine(0.1, 10, warmup=10)
 
 
-@pytest.mark.parametrize("schedule", [Constant(0.1), LinearDecay(0.1, 0.001, 50),
-                                      StepDecay(0.1, 0.5, 7), Cosine(0.1, 40, 5, 0.01)])
+@pytest.mark.parametrize(
+    "schedule",
+    [Constant(0.1), LinearDecay(0.1, 0.001, 50), StepDecay(0.1, 0.5, 7), Cosine(0.1, 40, 5, 0.01)],
+)
 def test_schedules_roundtrip_through_dicts(schedule):
     again = schedule_from_dict(schedule_to_dict(schedule))
     assert type(again) is type(schedule)
     assert np.array_equal(again.values(60), schedule.values(60))
 
 
-@pytest.mark.parametrize("optimizer, move", [(SGD(), -0.05), (SGD(0.9), -0.05),
-                                             (SGD(0.9, nesterov=True), -0.095)])
+@pytest.mark.parametrize(
+    "optimizer, move", [(SGD(), -0.05), (SGD(0.9), -0.05), (SGD(0.9, nesterov=True), -0.095)]
+)
 def test_updates_are_in_place_keep_dtype_and_leave_gradients_alone(optimizer, move):
     param = np.arange(6, dtype=np.float32).reshape(2, 3)
-    grad = np.full((2, 3), 0.5)                  # float64 gradient for a float32 parameter
+    grad = np.full((2, 3), 0.5)  # float64 gradient for a float32 parameter
     same, grad_before = param, grad.copy()
     optimizer.step([param], [grad], 0.1)
     assert param is same and param.dtype == np.float32
@@ -114,8 +123,7 @@ def test_optimiser_state_resumes_bit_for_bit(make):
         before.step(split, g, 0.1)
     meta, arrays = before.state()
     after = make()
-    after.load_state(json.loads(json.dumps(meta)), {k: v.copy() for k, v in arrays.items()},
-                     split)
+    after.load_state(json.loads(json.dumps(meta)), {k: v.copy() for k, v in arrays.items()}, split)
     for g in grads[5:]:
         after.step(split, g, 0.1)
     assert all(np.array_equal(a, b) for a, b in zip(straight, split))

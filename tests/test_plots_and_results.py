@@ -26,7 +26,8 @@ def test_every_figure_has_title_and_labels():
     fig = plots.confusion(np.eye(10, dtype=int) * 5)
     assert fig.axes[0].get_xlabel() == "predicted digit" and _titled(fig)
     summary = experiments.summarize(
-        [RunResult("relu-he", s, 0.2, 0.95 + s / 100, np.zeros(1), 1.0) for s in range(3)])
+        [RunResult("relu-he", s, 0.2, 0.95 + s / 100, np.zeros(1), 1.0) for s in range(3)]
+    )
     fig = plots.accuracy_bars(summary)
     assert fig.axes[0].get_ylabel() == "test accuracy" and _titled(fig)
     fig = plots.gradient_norms({"x": [1.0, 2.0], "y": [0.5, 3.0]})
@@ -43,8 +44,18 @@ def test_results_roundtrip(tmp_path):
     assert (back.row, back.seed, back.test_loss, back.test_accuracy) == ("relu-he", 1, 0.2, 0.95)
     assert np.array_equal(back.loss_curve, np.arange(3.0)) and back.diverged_at is None
     made = experiments.load_provenance(path)
-    for key in ("commit", "dirty", "date", "cpu", "cores", "python", "numpy", "scipy", "blas",
-                "command"):
+    for key in (
+        "commit",
+        "dirty",
+        "date",
+        "cpu",
+        "cores",
+        "python",
+        "numpy",
+        "scipy",
+        "blas",
+        "command",
+    ):
         assert key in made, key
     assert made["cores"] >= 1 and made["numpy"] == np.__version__ and made["blas"]
     with pytest.raises(FileNotFoundError, match="tasks.py reproduce"):
@@ -66,6 +77,7 @@ def test_confusion_matrix_and_gradient_norms():
     model = MLP([4, 3, 2], "sigmoid", "normal", seed=0)
     x, y = np.random.default_rng(0).random((2, 4)), np.array([0, 1])
     norms = experiments.layer_gradient_norms(model, x, y)
-    expected = np.mean([[np.linalg.norm(g) for g in model.gradients(x[i], y[i])[1]]
-                        for i in range(2)], axis=0)
+    expected = np.mean(
+        [[np.linalg.norm(g) for g in model.gradients(x[i], y[i])[1]] for i in range(2)], axis=0
+    )
     assert np.allclose(norms, expected)

@@ -45,6 +45,7 @@ def request(port, method, path, body=None, headers=None):
 
 def png_data_url(array):
     from PIL import Image
+
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -52,7 +53,7 @@ def png_data_url(array):
 
 def stroke_image():
     canvas = np.zeros((140, 140), np.uint8)
-    canvas[20:120, 65:75] = 255                       # a "1"
+    canvas[20:120, 65:75] = 255  # a "1"
     return canvas
 
 
@@ -83,6 +84,7 @@ def test_predict_pixels_answers_every_field(server):
 
 def test_predict_image_uses_predicts_preparation(server):
     from mlp_lib.data import image_to_mnist
+
     url = png_data_url(stroke_image())
     status, answer = request(server, "POST", "/api/predict", {"image": url, "model": "sigmoid"})
     assert status == 200 and answer["model"] == "sigmoid"
@@ -93,8 +95,9 @@ def test_predict_image_uses_predicts_preparation(server):
 
 def _huge_png():
     from PIL import Image
+
     buffer = io.BytesIO()
-    Image.new("1", (10_000, 10_000)).save(buffer, format="PNG")   # 100 Mpx, small file
+    Image.new("1", (10_000, 10_000)).save(buffer, format="PNG")  # 100 Mpx, small file
     assert len(buffer.getvalue()) < MAX_BODY
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
@@ -102,7 +105,7 @@ def _huge_png():
 BAD = [
     ("malformed JSON", "{pixels: [", 400, "malformed JSON"),
     ("not an object", "[1, 2]", 400, "JSON object"),
-    ("no input", {}, 400, "needs \"pixels\""),
+    ("no input", {}, 400, 'needs "pixels"'),
     ("short", {"pixels": [0.5] * 783}, 400, "784 numbers, got 783"),
     ("long", {"pixels": [0.5] * 785}, 400, "784 numbers, got 785"),
     ("not a list", {"pixels": "0.5"}, 400, "784 numbers"),
@@ -120,8 +123,12 @@ BAD = [
     ("model still training", {"pixels": [0] * 784, "model": "later"}, 503, "still training"),
     ("not a data URL", {"image": "http://example.com/x.png"}, 400, "data URL"),
     ("bad base64", {"image": "data:image/png;base64,@@@"}, 400, "base64"),
-    ("not an image", {"image": "data:image/png;base64," + base64.b64encode(b"hello").decode()},
-     400, "not a readable image"),
+    (
+        "not an image",
+        {"image": "data:image/png;base64," + base64.b64encode(b"hello").decode()},
+        400,
+        "not a readable image",
+    ),
     ("blank image", {"image": png_data_url(np.zeros((40, 40), np.uint8))}, 400, "blank"),
     ("100-megapixel image", {"image": _huge_png()}, 400, "more than the limit"),
     ("bad UTF-8", b"\xff\xfe{", 400, "malformed JSON"),
@@ -144,13 +151,23 @@ def test_a_body_over_one_megabyte_is_413_without_being_read(server):
     sock.close()
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("GET", "/nope", 404), ("POST", "/nope", 404), ("GET", "/static/../serve.py", 404),
-    ("GET", "/static/nothing.js", 404), ("GET", "/api/predict", 405),
-    ("POST", "/api/models", 405), ("DELETE", "/api/predict", 405), ("PUT", "/", 405),
-    ("POST", "/", 405), ("GET", "/", 200), ("GET", "/static/app.js", 200),
-    ("GET", "/static/style.css", 200),
-])
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", "/nope", 404),
+        ("POST", "/nope", 404),
+        ("GET", "/static/../serve.py", 404),
+        ("GET", "/static/nothing.js", 404),
+        ("GET", "/api/predict", 405),
+        ("POST", "/api/models", 405),
+        ("DELETE", "/api/predict", 405),
+        ("PUT", "/", 405),
+        ("POST", "/", 405),
+        ("GET", "/", 200),
+        ("GET", "/static/app.js", 200),
+        ("GET", "/static/style.css", 200),
+    ],
+)
 def test_paths_and_methods(server, method, path, status):
     got, _ = request(server, method, path, b"{}" if method in ("POST", "PUT") else None)
     assert got == status
@@ -159,7 +176,7 @@ def test_paths_and_methods(server, method, path, status):
 def test_a_stalled_client_does_not_stall_the_server(server):
     sock = socket.create_connection(("127.0.0.1", server), timeout=10)
     sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{")
-    status, _ = request(server, "GET", "/api/models")    # answered while the other waits
+    status, _ = request(server, "GET", "/api/models")  # answered while the other waits
     assert status == 200
     sock.close()
 
@@ -192,15 +209,21 @@ def _start_cli(*args, env=None):
     import os
     import subprocess
     import sys
-    process = subprocess.Popen([sys.executable, "-m", "mlp_lib", "serve", *map(str, args)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=dict(os.environ, **(env or {})))
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlp_lib", "serve", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+    )
     line = process.stdout.readline()
     return process, line
 
 
 def test_the_cli_serves_checkpoints_and_warns_off_loopback(tmp_path):
     from mlp_lib.checkpoint import save_checkpoint
+
     save_checkpoint(tmp_path / "tiny.npz", MLP([784, 8, 10], seed=0))
     process, line = _start_cli(tmp_path / "tiny.npz", "--port", "0", "--host", "0.0.0.0")
     try:
@@ -225,6 +248,7 @@ def test_default_models_come_from_the_cache_when_present(tmp_path):
     """With every default model cached, nothing is trained and all are ready."""
     from mlp_lib.checkpoint import save_checkpoint
     from mlp_lib.serve import DEFAULT_MODELS, load_defaults
+
     for k, name in enumerate(DEFAULT_MODELS):
         save_checkpoint(tmp_path / f"{name}.npz", MLP([784, 8 + k, 10], seed=k))
     store, said = ModelStore(), []

@@ -12,8 +12,13 @@ import pytest
 
 from mlp_lib.sweep import Job, grid, load_config, read_results, run_sweep
 
-SMALL = dict(rows=["relu-he-const", "sigmoid-normal"], seeds=[0, 1],
-             datasets=["mnist", "fashion-mnist"], epochs=1, n_train=600)
+SMALL = dict(
+    rows=["relu-he-const", "sigmoid-normal"],
+    seeds=[0, 1],
+    datasets=["mnist", "fashion-mnist"],
+    epochs=1,
+    n_train=600,
+)
 
 
 def _same(records):
@@ -44,7 +49,7 @@ def test_a_results_file_holds_one_line_per_run_with_provenance(reference):
 def test_a_stopped_sweep_resumes_by_skipping_what_is_done(tmp_path, reference):
     path = tmp_path / "runs.jsonl"
     lines = [json.dumps(r) for r in reference[:4]]
-    path.write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])   # the 4th cut short by a crash
+    path.write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])  # the 4th cut short by a crash
     report = run_sweep(grid(**SMALL), path, processes=1, progress=False)
     assert report.skipped == 3 and _same(report.records) == _same(reference)
     assert len(read_results(path)) == 8
@@ -75,8 +80,10 @@ def test_bad_sweeps_are_refused_before_running(tmp_path):
     config.write_text('rows = ["relu-he"\n')
     with pytest.raises(ValueError, match="not valid TOML"):
         load_config(config)
-    config.write_text('rows = ["relu-he", "six-layer"]\nseeds = [3, 4]\n'
-                      'datasets = ["fashion-mnist"]\nepochs = 1\n')
+    config.write_text(
+        'rows = ["relu-he", "six-layer"]\nseeds = [3, 4]\n'
+        'datasets = ["fashion-mnist"]\nepochs = 1\n'
+    )
     assert len(grid(**load_config(config))) == 4
 
 
@@ -88,6 +95,7 @@ def test_local_processes_give_the_sequential_results(tmp_path, reference):
 
 def _kill_when_started(path, kill):
     """Once the first result is in ``path``, call ``kill`` (in a thread)."""
+
     def watch():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -95,6 +103,7 @@ def _kill_when_started(path, kill):
                 kill()
                 return
             time.sleep(0.02)
+
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
@@ -110,6 +119,7 @@ def test_a_killed_local_worker_loses_no_run(tmp_path, reference):
         if children:
             os.kill(children[0].pid, signal.SIGKILL)
             killed.append(children[0].pid)
+
     watcher = _kill_when_started(path, kill)
     report = run_sweep(grid(**SMALL), path, processes=2, progress=False)
     watcher.join()
@@ -124,21 +134,22 @@ def test_without_retries_a_killed_worker_s_runs_are_reported_lost(tmp_path):
     def kill():
         for child in multiprocessing.active_children():
             os.kill(child.pid, signal.SIGKILL)
+
     watcher = _kill_when_started(path, kill)
     report = run_sweep(grid(**SMALL), path, processes=2, retries=0, progress=False)
     watcher.join()
     assert report.lost, "nothing was lost: the kill came too late"
     assert len(report.records) + len(report.lost) == 8
     assert {job.key for job, _ in report.lost}.isdisjoint(r["key"] for r in report.records)
-    assert all("BrokenProcessPool" in error or "terminated" in error
-               for _, error in report.lost)
+    assert all("BrokenProcessPool" in error or "terminated" in error for _, error in report.lost)
 
 
 @pytest.fixture(scope="module")
 def dask_client():
     pytest.importorskip("distributed")
     from mlp_lib.sweep import connect
-    client, cluster = connect("local:2")           # as --scheduler local:2 makes it
+
+    client, cluster = connect("local:2")  # as --scheduler local:2 makes it
     yield client
     client.close()
     cluster.close()
@@ -153,21 +164,20 @@ def test_local_cluster_workers_keep_glibcs_dynamic_malloc_thresholds(dask_client
 
 @pytest.mark.slow
 def test_a_dask_cluster_gives_the_same_results(tmp_path, reference, dask_client):
-    report = run_sweep(grid(**SMALL), tmp_path / "dask.jsonl", client=dask_client,
-                       progress=False)
+    report = run_sweep(grid(**SMALL), tmp_path / "dask.jsonl", client=dask_client, progress=False)
     assert report.lost == [] and _same(report.records) == _same(reference)
 
 
 @pytest.mark.slow
 def test_a_killed_dask_worker_loses_no_run(tmp_path, reference, dask_client):
     path = tmp_path / "dask-kill.jsonl"
-    pids = dask_client.run(os.getpid)                 # worker address -> process id
+    pids = dask_client.run(os.getpid)  # worker address -> process id
     assert len(pids) == 2
     victim = sorted(pids.values())[0]
     watcher = _kill_when_started(path, lambda: os.kill(victim, signal.SIGKILL))
     report = run_sweep(grid(**SMALL), path, client=dask_client, progress=False)
     watcher.join()
-    assert victim not in dask_client.run(os.getpid).values()      # it did die (and came back)
+    assert victim not in dask_client.run(os.getpid).values()  # it did die (and came back)
     assert report.lost == [] and _same(report.records) == _same(reference)
 
 
@@ -175,11 +185,30 @@ def test_a_killed_dask_worker_loses_no_run(tmp_path, reference, dask_client):
 def test_the_cli_sweeps_on_a_local_cluster_and_resumes(tmp_path):
     import subprocess
     import sys
-    args = [sys.executable, "-m", "mlp_lib", "sweep", "--rows", "relu-he", "--seeds", "0", "1",
-            "--datasets", "fashion-mnist", "--epochs", "1", "--n-train", "1000",
-            "--results", str(tmp_path / "cli.jsonl"), "--quiet"]
-    first = subprocess.run(args + ["--scheduler", "local:2"], capture_output=True, text=True,
-                           timeout=300)
+
+    args = [
+        sys.executable,
+        "-m",
+        "mlp_lib",
+        "sweep",
+        "--rows",
+        "relu-he",
+        "--seeds",
+        "0",
+        "1",
+        "--datasets",
+        "fashion-mnist",
+        "--epochs",
+        "1",
+        "--n-train",
+        "1000",
+        "--results",
+        str(tmp_path / "cli.jsonl"),
+        "--quiet",
+    ]
+    first = subprocess.run(
+        args + ["--scheduler", "local:2"], capture_output=True, text=True, timeout=300
+    )
     assert first.returncode == 0, first.stderr
     assert "2 runs in" in first.stdout and "(0 already there, 2 run now" in first.stdout
     second = subprocess.run(args, capture_output=True, text=True, timeout=300)

@@ -1,19 +1,32 @@
 import numpy as np
 import pytest
 
-from mlp_lib import (MLP, Constant, DivergenceError, LinearDecay, evaluate, train_minibatch,
-                     train_per_sample)
+from mlp_lib import (
+    MLP,
+    Constant,
+    DivergenceError,
+    LinearDecay,
+    evaluate,
+    train_minibatch,
+    train_per_sample,
+)
 
 
 def _act(name, h):
-    return {"relu": lambda: np.maximum(h, 0), "sigmoid": lambda: 1 / (1 + np.exp(-h)),
-            "tanh": lambda: np.tanh(h)}[name]()
+    return {
+        "relu": lambda: np.maximum(h, 0),
+        "sigmoid": lambda: 1 / (1 + np.exp(-h)),
+        "tanh": lambda: np.tanh(h),
+    }[name]()
 
 
 def _act_derivative(name, h):
     s = 1 / (1 + np.exp(-h))
-    return {"relu": lambda: (h > 0) * 1.0, "sigmoid": lambda: s * (1 - s),
-            "tanh": lambda: 1 - np.tanh(h) ** 2}[name]()
+    return {
+        "relu": lambda: (h > 0) * 1.0,
+        "sigmoid": lambda: s * (1 - s),
+        "tanh": lambda: 1 - np.tanh(h) ** 2,
+    }[name]()
 
 
 def spec_loop(model, images, labels, rates):
@@ -24,7 +37,7 @@ def spec_loop(model, images, labels, rates):
     for step, lr in enumerate(rates):
         x, label = images[step % len(images)], labels[step % len(images)]
         X, H = [], []
-        for n, Wn in enumerate(W):
+        for Wn in W:
             X.append(np.concatenate(([1.0], x)))
             H.append(Wn @ X[-1])
             x = _act(name, H[-1])
@@ -42,18 +55,21 @@ def spec_loop(model, images, labels, rates):
     return W
 
 
-@pytest.mark.parametrize("activation, init, schedule, steps", [
-    ("relu", "he", Constant(0.01), 500),
-    ("sigmoid", "normal", LinearDecay(0.01, 1e-5, 100), 150),
-    ("tanh", "xavier", Constant(0.01), 150),
-])
-def test_per_sample_trainer_equals_the_spec_loop(mnist_train, activation, init, schedule,
-                                                 steps):
+@pytest.mark.parametrize(
+    "activation, init, schedule, steps",
+    [
+        ("relu", "he", Constant(0.01), 500),
+        ("sigmoid", "normal", LinearDecay(0.01, 1e-5, 100), 150),
+        ("tanh", "xavier", Constant(0.01), 150),
+    ],
+)
+def test_per_sample_trainer_equals_the_spec_loop(mnist_train, activation, init, schedule, steps):
     images, labels = mnist_train
     model = MLP([784, 512, 256, 64, 10], activation, init, seed=7)
     expected = spec_loop(model.copy(), images[:steps], labels[:steps], schedule.values(steps))
-    train_per_sample(model, images[:steps], labels[:steps], epochs=1, schedule=schedule,
-                     progress=False)
+    train_per_sample(
+        model, images[:steps], labels[:steps], epochs=1, schedule=schedule, progress=False
+    )
     got = [np.concatenate((b[:, None], w.T), axis=1) for w, b in zip(model.weights, model.biases)]
     diff = max(np.abs(g - e).max() for g, e in zip(got, expected))
     assert diff < 1e-10
@@ -66,6 +82,7 @@ def test_first_layer_uses_scipys_sparse_kernels():
     """The fast layer-1 path is on with the SciPy this project installs (a SciPy
     without the private kernels would silently fall back to the slower path)."""
     import mlp_lib.per_sample
+
     assert mlp_lib.per_sample.SPARSE_FIRST_LAYER
 
 
@@ -74,25 +91,29 @@ def test_sparse_kernels_that_misbehave_or_are_missing_are_not_used(monkeypatch):
     import types
 
     import mlp_lib._blas
+
     fake = types.ModuleType("scipy.sparse._sparsetools")
-    fake.csr_matvecs = fake.csc_matvecs = lambda *args: None       # computes nothing
+    fake.csr_matvecs = fake.csc_matvecs = lambda *args: None  # computes nothing
     monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", fake)
     assert mlp_lib._blas.sparse_kernels() == (None, None)
-    monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", None)   # ImportError
+    monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", None)  # ImportError
     assert mlp_lib._blas.sparse_kernels() == (None, None)
 
 
 @pytest.mark.parametrize("activation, init", [("relu", "he"), ("sigmoid", "normal")])
-def test_gather_fallback_for_layer_one_equals_the_spec_loop(mnist_train, monkeypatch,
-                                                            activation, init):
+def test_gather_fallback_for_layer_one_equals_the_spec_loop(
+    mnist_train, monkeypatch, activation, init
+):
     """Without SciPy's sparse kernels layer 1 gathers its rows: same result."""
     import mlp_lib.per_sample
+
     monkeypatch.setattr(mlp_lib.per_sample, "SPARSE_FIRST_LAYER", False)
     images, labels = mnist_train
     model = MLP([784, 64, 32, 10], activation, init, seed=5)
     expected = spec_loop(model.copy(), images[:200], labels[:200], [0.02] * 200)
-    train_per_sample(model, images[:200], labels[:200], epochs=1, schedule=Constant(0.02),
-                     progress=False)
+    train_per_sample(
+        model, images[:200], labels[:200], epochs=1, schedule=Constant(0.02), progress=False
+    )
     got = [np.concatenate((b[:, None], w.T), axis=1) for w, b in zip(model.weights, model.biases)]
     assert max(np.abs(g - e).max() for g, e in zip(got, expected)) < 1e-12
     untrained = MLP([784, 64, 32, 10], activation, init, seed=5)
@@ -100,26 +121,27 @@ def test_gather_fallback_for_layer_one_equals_the_spec_loop(mnist_train, monkeyp
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
-def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, monkeypatch, dtype,
-                                                      tolerance):
+def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, monkeypatch, dtype, tolerance):
     """Big ReLU layers work on the rows of their active inputs only (the rows of
     zero inputs would change by exactly 0): same weights as the spec loop, with
     every layer gathering and most units off; the dtype is kept."""
     import mlp_lib.per_sample
+
     monkeypatch.setattr(mlp_lib.per_sample, "GATHER_MIN_SIZE", 0)
     images, labels = mnist_train
     model = MLP([784, 64, 48, 32, 10], "relu", "he", seed=3, dtype=dtype)
     for bias in model.biases[:-1]:
-        bias -= 0.15                                 # switch most units off
+        bias -= 0.15  # switch most units off
     _, cache = model.forward_cache(images[:300])
-    assert all(np.mean(a > 0) < 0.5 for a in cache["A_undropped"][1:])   # the gathered path
+    assert all(np.mean(a > 0) < 0.5 for a in cache["A_undropped"][1:])  # the gathered path
     reference = model.copy()
     reference.weights = [w.astype(np.float64) for w in reference.weights]
     reference.biases = [b.astype(np.float64) for b in reference.biases]
     expected = spec_loop(reference, images[:300], labels[:300], [0.01] * 300)
     moved = model.copy()
-    train_per_sample(moved, images[:300], labels[:300], epochs=1, schedule=Constant(0.01),
-                     progress=False)
+    train_per_sample(
+        moved, images[:300], labels[:300], epochs=1, schedule=Constant(0.01), progress=False
+    )
     got = [np.concatenate((b[:, None], w.T), axis=1) for w, b in zip(moved.weights, moved.biases)]
     assert all(w.dtype == dtype for w in moved.weights + moved.biases)
     assert max(np.abs(g - e).max() for g, e in zip(got, expected)) < tolerance
@@ -133,31 +155,36 @@ def test_a_layer_with_no_active_unit_stops_backprop_exactly(mnist_train, monkeyp
     (relative: the first steps blow the weights up to ~5e6)."""
     import mlp_lib.per_sample
     from mlp_lib import reference
+
     calls = []
     kernel = mlp_lib.per_sample.csc_matvecs
     if kernel is None:
         pytest.skip("SciPy without the sparse kernels")
-    monkeypatch.setattr(mlp_lib.per_sample, "csc_matvecs",
-                        lambda *args: (calls.append(1), kernel(*args))[1])
+    monkeypatch.setattr(
+        mlp_lib.per_sample, "csc_matvecs", lambda *args: (calls.append(1), kernel(*args))[1]
+    )
     images, labels = mnist_train[0][:1500], mnist_train[1][:1500]
     start = MLP([784, 512, 256, 64, 10], "relu", "uniform", seed=0)
     fast, slow = start.copy(), start.copy()
     train_per_sample(fast, images, labels, epochs=1, progress=False)
     reference.train_per_sample(slow, images, labels, epochs=1)
-    assert 0 < len(calls) < 100                       # the skip was taken on most steps
+    assert 0 < len(calls) < 100  # the skip was taken on most steps
     # the first steps blow the weights up to ~5e6, so agreement is relative
-    diff = max(np.abs(a - b).max() / max(1.0, np.abs(b).max())
-               for a, b in zip(fast.weights + fast.biases, slow.weights + slow.biases))
+    diff = max(
+        np.abs(a - b).max() / max(1.0, np.abs(b).max())
+        for a, b in zip(fast.weights + fast.biases, slow.weights + slow.biases)
+    )
     assert diff <= 1e-12
-    assert np.abs(fast.biases[-1] - start.biases[-1]).max() > 1e-3   # the top still learns
+    assert np.abs(fast.biases[-1] - start.biases[-1]).max() > 1e-3  # the top still learns
 
 
 def test_epochs_repeat_the_same_order(mnist_train):
     images, labels = mnist_train
     model = MLP([784, 16, 10], "sigmoid", "normal", seed=1)
     expected = spec_loop(model.copy(), images[:50], labels[:50], Constant(0.05).values(150))
-    train_per_sample(model, images[:50], labels[:50], epochs=3, schedule=Constant(0.05),
-                     progress=False)
+    train_per_sample(
+        model, images[:50], labels[:50], epochs=3, schedule=Constant(0.05), progress=False
+    )
     got = [np.concatenate((b[:, None], w.T), axis=1) for w, b in zip(model.weights, model.biases)]
     assert max(np.abs(g - e).max() for g, e in zip(got, expected)) < 1e-10
 
@@ -176,8 +203,9 @@ def test_same_seed_bit_identical_after_1000_steps(mnist_train):
 def test_loss_curve_is_block_means(mnist_train):
     images, labels = mnist_train
     model = MLP([784, 20, 10], "relu", "he", seed=0)
-    history = train_per_sample(model, images[:1000], labels[:1000], epochs=2, progress=False,
-                               record_every=100)
+    history = train_per_sample(
+        model, images[:1000], labels[:1000], epochs=2, progress=False, record_every=100
+    )
     assert history.steps == 2000 and history.loss_curve.shape == (20,)
     assert history.loss_curve[-1] < history.loss_curve[0]
     # first block: the mean of the first 100 losses, recomputed by the spec loop
@@ -219,16 +247,20 @@ def test_divergence_raises_and_stops(mnist_train):
     images, labels = mnist_train
     model = _exploding_model()
     before = model.copy()
-    with pytest.raises(DivergenceError, match=r"diverged at step 0 \(learning rate 0.01\).*"
-                                              r"non-finite output is in layer 3") as info:
+    with pytest.raises(
+        DivergenceError,
+        match=r"diverged at step 0 \(learning rate 0.01\).*"
+        r"non-finite output is in layer 3",
+    ) as info:
         with np.errstate(all="ignore"):
             train_per_sample(model, images[:200], labels[:200], progress=False)
     assert info.value.step == 0 and info.value.lr == 0.01
     # the weights are those before the failing step
     assert all(np.array_equal(a, b) for a, b in zip(model.weights, before.weights))
     with np.errstate(all="ignore"):
-        history = train_per_sample(_exploding_model(), images[:200], labels[:200],
-                                   progress=False, on_divergence="stop")
+        history = train_per_sample(
+            _exploding_model(), images[:200], labels[:200], progress=False, on_divergence="stop"
+        )
     assert history.diverged_at == 0 and history.steps == 0
 
 
@@ -241,11 +273,14 @@ def test_collapsed_relu_net_is_not_divergence(mnist_train):
     assert history.loss_curve[0] > 100 and abs(history.loss_curve[-1] - np.log(10)) < 0.1
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(epochs=0), "epochs must be a positive int"),
-    (dict(record_every=0), "record_every must be a positive int"),
-    (dict(on_divergence="ignore"), "on_divergence must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(epochs=0), "epochs must be a positive int"),
+        (dict(record_every=0), "record_every must be a positive int"),
+        (dict(on_divergence="ignore"), "on_divergence must be"),
+    ],
+)
 def test_bad_training_arguments(mnist_train, kwargs, message):
     images, labels = mnist_train
     model = MLP([784, 5, 10], seed=0)
@@ -264,9 +299,17 @@ def test_minibatch_learns_and_is_deterministic(mnist_train, mnist_test):
     results = []
     for _ in range(2):
         model = MLP([784, 64, 10], "relu", "he", seed=0, dtype=np.float32)
-        history = train_minibatch(model, images[:6000], labels[:6000], epochs=2,
-                                  batch_size=64, schedule=Constant(0.1), seed=1,
-                                  record_every=10, progress=False)
+        history = train_minibatch(
+            model,
+            images[:6000],
+            labels[:6000],
+            epochs=2,
+            batch_size=64,
+            schedule=Constant(0.1),
+            seed=1,
+            record_every=10,
+            progress=False,
+        )
         results.append(model)
     assert len(history.epoch_loss) == 2 and history.epoch_loss[1] < history.epoch_loss[0]
     assert history.steps == 2 * 94 and history.loss_curve.shape == (18,)
@@ -282,8 +325,17 @@ def test_minibatch_step_is_gradient_step(mnist_train):
     model = MLP([784, 8, 10], "sigmoid", "xavier", seed=2)
     _, wg, bg = model.gradients(images[:32], labels[:32])
     expected = [w - 0.5 * g for w, g in zip(model.weights, wg)]
-    train_minibatch(model, images[:32], labels[:32], epochs=1, batch_size=32,
-                    schedule=Constant(0.5), seed=0, progress=False, record_every=1)
+    train_minibatch(
+        model,
+        images[:32],
+        labels[:32],
+        epochs=1,
+        batch_size=32,
+        schedule=Constant(0.5),
+        seed=0,
+        progress=False,
+        record_every=1,
+    )
     assert all(np.allclose(w, e, rtol=0, atol=1e-14) for w, e in zip(model.weights, expected))
 
 
