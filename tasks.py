@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Set up and run the project with nothing but Python >= 3.10.
 
-    python3 tasks.py reproduce   # set up .venv, re-execute notebooks/*.ipynb in place
+    python3 tasks.py setup       # create/refresh .venv (the project, JupyterLab, the tests)
+    python3 tasks.py lab         # JupyterLab on working copies of the notebooks, in lab/
+    python3 tasks.py kernel      # register the kernel "Python (mlp_lib)" for your own Jupyter
+    python3 tasks.py reproduce   # re-execute notebooks/*.ipynb in place (the full mode)
     python3 tasks.py reproduce 01 03   # only the notebooks whose names start so
-    python3 tasks.py test        # set up .venv, run unit tests + nbval on the notebooks
+    python3 tasks.py reproduce --mode preview   # time the preview mode (into build/)
+    python3 tasks.py test        # unit tests + nbval on the notebooks (quick mode)
     python3 tasks.py test --oldest   # fast tests in .venv-oldest, every dependency at its floor
-    python3 tasks.py bench       # set up .venv (with PyTorch, scikit-learn), run the benchmarks
     python3 tasks.py lint        # ruff: pyflakes and bugbear rules, and the formatter check
+    python3 tasks.py bench       # set up .venv (with PyTorch, scikit-learn), run the benchmarks
     python3 tasks.py readme      # regenerate the README's figures from results/
-    python3 tasks.py site        # render the committed notebooks as a site in site/
-    python3 tasks.py setup       # only create/refresh .venv
+    python3 tasks.py site        # the notebooks, the specification and the results as a site
 
 The virtual environment lives in ``.venv`` and is reinstalled only when
-``pyproject.toml`` changes. ``MLP_LIB_QUICK=1`` makes the notebooks use fewer
-seeds (never fewer epochs or images); committed notebooks come from full runs.
+``pyproject.toml`` changes. A notebook's mode (preview, quick, full) is its
+first cell's ``MODE``; ``MLP_LIB_QUICK=1`` (set by ``test``) selects quick.
+Only ``reproduce`` writes the committed results/, notebooks and README.
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ def run(*cmd, env=None):
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
 
 
-def setup(extras="notebooks,test,cluster", venv_dir=VENV, pins=()):
+EXTRAS = "notebooks,docs,test,cluster"  # what setup installs (environment.yml: the same)
+
+
+def setup(extras=EXTRAS, venv_dir=VENV, pins=()):
     """Create ``venv_dir`` and install the project with ``extras`` (and
     ``pins``, exact versions from wheels) if needed; returns its python."""
     if sys.version_info < (3, 10):
@@ -64,23 +71,63 @@ def setup(extras="notebooks,test,cluster", venv_dir=VENV, pins=()):
     return python
 
 
+def setup_command(args=()):
+    setup()
+    print(
+        "\n.venv is ready. Next:\n"
+        "  python3 tasks.py lab         # open the notebooks in JupyterLab\n"
+        "  python3 tasks.py reproduce   # re-execute every notebook (the committed results)\n"
+        "  python3 tasks.py test        # the test suite\n"
+        "  .venv/bin/python -m mlp_lib --help   # the command line"
+    )
+    return 0
+
+
 def notebooks():
     return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def reproduce(prefixes=()):
-    """Re-execute the chosen notebooks in place with papermill (progress bar, streamed output)."""
+MODES = ("preview", "quick", "full")
+
+
+def reproduce(args=()):
+    """Execute the chosen notebooks with papermill (progress bar, streamed output).
+
+    ``--mode full`` (the default) re-executes them in place and writes the
+    committed ``results/`` and README; ``--mode preview`` or ``quick`` runs
+    them into ``build/notebooks/MODE/`` and records only how long each took.
+    """
+    args = list(args)
+    mode = "full"
+    if "--mode" in args:
+        at = args.index("--mode")
+        mode = args[at + 1] if at + 1 < len(args) else ""
+        del args[at : at + 2]
+    if mode not in MODES:
+        sys.exit(f"--mode takes one of {', '.join(MODES)}")
     setup()
-    chosen = [nb for nb in notebooks() if not prefixes or nb.name.startswith(tuple(prefixes))]
+    chosen = [nb for nb in notebooks() if not args or nb.name.startswith(tuple(args))]
     if not chosen:
-        sys.exit(f"no notebook name starts with {' or '.join(prefixes)}")
+        sys.exit(f"no notebook name starts with {' or '.join(args)}")
     started = time.time()
     for number, notebook in enumerate(chosen, 1):
         print(
-            f"\n[{number}/{len(chosen)}] {notebook.name}{previous_time(notebook.name)}", flush=True
+            f"\n[{number}/{len(chosen)}] {notebook.name}, {mode} mode"
+            f"{previous_time(notebook.name, mode)}",
+            flush=True,
         )
-        env = dict(os.environ, MLP_LIB_COMMAND=f"python3 tasks.py reproduce {notebook.name[:2]}")
-        code = run(PYTHON, Path(__file__).name, "_execute", notebook, env=env)
+        command = f"python3 tasks.py reproduce {notebook.name[:2]}" + (
+            f" --mode {mode}" if mode != "full" else ""
+        )
+        env = dict(os.environ, MLP_LIB_COMMAND=command, MLP_LIB_MODE=mode)
+        env.pop("MLP_LIB_QUICK", None)
+        if mode == "full":
+            env["MLP_LIB_RECORD"] = "1"  # the one run that writes the committed results/
+            output = notebook
+        else:
+            env.pop("MLP_LIB_RECORD", None)
+            output = ROOT / "build" / "notebooks" / mode / notebook.name
+        code = run(PYTHON, Path(__file__).name, "_execute", notebook, output, mode, env=env)
         if code:
             return code
         print(
@@ -91,26 +138,31 @@ def reproduce(prefixes=()):
     return run(PYTHON, "-m", "mlp_lib", "table", "--update-readme")
 
 
-def previous_time(name):
-    """' (last run: 3.2 min)' from results/timings.json, or '' when there is none."""
+def previous_time(name, mode):
+    """' (last full run: 3.2 min)' from results/timings.json, or '' when there is none."""
     import json
 
     try:
-        seconds = json.loads((ROOT / "results" / "timings.json").read_text())[name]["seconds"]
+        entry = json.loads((ROOT / "results" / "timings.json").read_text())[name][mode]
     except (OSError, ValueError, KeyError, TypeError):
         return ""
-    return f" (last full run: {seconds / 60:.1f} min)"
+    return f" (last {mode} run: {entry['seconds'] / 60:.1f} min)"
 
 
 def execute(args):
-    """Inside .venv: run one notebook with papermill and record its time (``_execute NB``).
+    """Inside .venv: run one notebook with papermill and record its time
+    (``_execute NOTEBOOK OUTPUT MODE``).
 
     The kernel talks over IPC sockets rather than TCP: nothing is sent over
     an unencrypted network port, and the kernel has no reason to warn.
     """
     import logging
+
     import papermill
     from traitlets.config import Config
+
+    from mlp_lib.notebook import record_timing
+    from mlp_lib.provenance import provenance
 
     class CellOutputOnly(logging.Filter):
         def filter(self, record):  # keep printed lines, drop papermill's cell banners
@@ -124,30 +176,105 @@ def execute(args):
     logger = logging.getLogger("papermill")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    notebook = Path(args[0])
+    notebook, output, mode = Path(args[0]), Path(args[1]), args[2]
+    output.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     papermill.execute_notebook(
         notebook,
-        notebook,
+        output,
+        parameters={"MODE": mode},
         kernel_name="python3",
         cwd=notebook.parent,
         log_output=True,
         progress_bar=True,
         config=Config({"KernelManager": {"transport": "ipc"}}),
     )
-    record_time(notebook.name, time.time() - started, os.environ.get("MLP_LIB_COMMAND", ""))
+    record_timing(notebook.name, mode, time.time() - started, provenance())
     return 0
 
 
-def record_time(name, seconds, command):
-    """Add a notebook's execution time, with provenance, to results/timings.json."""
-    import json
-    from mlp_lib.provenance import provenance
+LAB = ROOT / "lab"  # the reader's working copies of the notebooks (git-ignored)
 
-    path = ROOT / "results" / "timings.json"
-    times = json.loads(path.read_text()) if path.exists() else {}
-    times[name] = {"seconds": round(seconds, 1), "provenance": provenance(command)}
-    path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
+
+def working_copies(fresh=False):
+    """Copy the committed notebooks into ``lab/`` (keeping a reader's own copies
+    unless ``fresh``); returns the copies."""
+    import shutil
+
+    LAB.mkdir(exist_ok=True)
+    copies = []
+    for notebook in notebooks():
+        copy = LAB / notebook.name
+        if fresh or not copy.exists():
+            shutil.copyfile(notebook, copy)
+        copies.append(copy)
+    return copies
+
+
+def lab(args=()):
+    """Open JupyterLab on working copies of the notebooks (``lab/``), with the
+    project's kernel: ``--fresh`` copies the committed notebooks again over your
+    copies, ``--mode MODE`` sets the notebooks' default mode, other arguments go
+    to ``jupyter lab`` (e.g. ``--no-browser``, ``--port 8890``)."""
+    args = list(args)
+    fresh = "--fresh" in args
+    env = dict(os.environ)
+    if "--mode" in args:
+        at = args.index("--mode")
+        env["MLP_LIB_MODE"] = args[at + 1] if at + 1 < len(args) else ""
+        del args[at : at + 2]
+        if env["MLP_LIB_MODE"] not in MODES:
+            sys.exit(f"--mode takes one of {', '.join(MODES)}")
+    args = [a for a in args if a != "--fresh"]
+    python = setup()
+    copies = working_copies(fresh)
+    print(
+        f"JupyterLab on your working copies in {LAB.relative_to(ROOT)}/ (git-ignored; the "
+        f"committed notebooks/ stay as the record to compare with"
+        f"{'; copied afresh' if fresh else '; --fresh copies them again'}). Ctrl-C stops.",
+        flush=True,
+    )
+    env.pop("MLP_LIB_RECORD", None)
+    command = [
+        python,
+        "-m",
+        "jupyter",
+        "lab",
+        f"--ServerApp.root_dir={ROOT}",
+        "--KernelManager.transport=ipc",
+        *args,
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # CI machines and containers run as root
+    command.append(copies[0].relative_to(ROOT).as_posix())
+    try:
+        return run(*command, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def kernel(args=()):
+    """Register this project's .venv as the Jupyter kernel "Python (mlp_lib)" for
+    your own Jupyter (``--user``), so the notebooks can be run there."""
+    python = setup()
+    code = run(
+        python,
+        "-m",
+        "ipykernel",
+        "install",
+        "--user",
+        "--name",
+        "mlp_lib",
+        "--display-name",
+        "Python (mlp_lib)",
+        *args,
+    )
+    if code == 0:
+        print(
+            'In your Jupyter, open a notebook and pick the kernel "Python (mlp_lib)" '
+            "(Kernel > Change Kernel...)."
+        )
+    return code
 
 
 def test(extra_args=()):
@@ -155,8 +282,11 @@ def test(extra_args=()):
         return test_oldest([a for a in extra_args if a != "--oldest"])
     setup()
     env = dict(os.environ)
-    env.setdefault("MLP_LIB_QUICK", "1")
+    env.setdefault(
+        "MLP_LIB_QUICK", "1"
+    )  # the notebooks' quick mode, whose fingerprints nbval checks
     env.setdefault("MPLBACKEND", "Agg")
+    env.pop("MLP_LIB_RECORD", None)  # tests never write the committed results/
     args = ["tests"]
     if notebooks():
         args += ["--nbval-lax", "--nbval-current-env", *notebooks()]
@@ -212,103 +342,136 @@ def lint(extra_args=()):
 
 
 def bench(extra_args=()):
-    setup("notebooks,test,cluster,bench")
+    setup(EXTRAS + ",bench")
     return run(PYTHON, "benchmarks/run.py", *extra_args)
 
 
 def site(extra_args=()):
-    """Render the committed notebooks (without running them) and an index into ``site/``."""
+    """Build the site of the committed notebooks (not re-run) into ``site/``."""
     setup()
     return run(PYTHON, Path(__file__).name, "_site")
 
 
-def build_site(args=()):
-    """Inside .venv (``_site``): notebooks -> HTML, docs -> HTML, an index page.
+SITE_SOURCES = ROOT / "build" / "site-src"
 
-    Offline by design: no script or style is loaded from a CDN (equations stay
-    as their TeX source), and every figure is embedded in its page.
+
+def build_site(args=()):
+    """Inside .venv (``_site``): assemble the site's sources and build them with
+    Sphinx and myst-nb (``docs/site/conf.py``) into ``site/``.
+
+    The sources: an index generated from ``mlp_lib.notebook`` (each notebook beside
+    the report's sections it follows, the results, the serve page), the
+    specification, and copies of the committed notebooks, each opened by a note of
+    those sections. MathJax comes from ``sphinx-mathjax-offline``: the site loads
+    nothing from the network.
     """
-    import html
+    import json
     import re
     import shutil
 
-    import mistune
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
+    from sphinx.cmd.build import build_main
 
-    from mlp_lib.experiments import ROWS
+    from mlp_lib.notebook import NOTEBOOKS, REPORT_SECTIONS
 
-    out = ROOT / "site"
-    shutil.rmtree(out, ignore_errors=True)
-    (out / "notebooks").mkdir(parents=True)
-    exporter = HTMLExporter(
-        template_name="lab",
-        config=Config({"HTMLExporter": {"mathjax_url": "", "require_js_url": ""}}),
-    )
-    entries = []
-    for notebook in notebooks():
-        body, _ = exporter.from_filename(str(notebook))
-        body = re.sub(r'<script src="">\s*</script>', "", body)
-        body = body.replace('href="../docs/experiments.md', 'href="../experiments.html')
-        target = out / "notebooks" / (notebook.stem + ".html")
-        target.write_text(body)
-        title = json_title(notebook)
-        sections = sorted(
-            {
-                part
-                for row in ROWS.values()
-                if row.notebook == notebook.name[:2]
-                for part in row.section.split(", ")
-            }
-        )
-        entries.append(
-            (
-                notebook.name[:2],
-                title,
-                target.relative_to(out).as_posix(),
-                "; ".join(sections) or "beyond the report",
-            )
-        )
-        print(f"site/{target.relative_to(out)}", flush=True)
-
-    def page(title, content):
-        return (
-            f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
-            f"<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-            f"padding:0 1rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;"
-            f"padding:.2rem .5rem}}code{{background:#f3f3f3}}</style></head>"
-            f"<body>{content}</body></html>"
-        )
-
-    markdown = mistune.create_markdown(plugins=["table"])
+    shutil.rmtree(SITE_SOURCES, ignore_errors=True)
+    (SITE_SOURCES / "notebooks").mkdir(parents=True)
+    static = SITE_SOURCES / "_static"
+    static.mkdir()
+    shutil.copyfile(ROOT / "docs" / "site" / "site.css", static / "site.css")
+    for name in ("conf.py", "favicon.svg"):
+        shutil.copyfile(ROOT / "docs" / "site" / name, SITE_SOURCES / name)
     spec = (ROOT / "docs" / "experiments.md").read_text()
-    (out / "experiments.html").write_text(page("The experiments, specified", markdown(spec)))
+    (SITE_SOURCES / "experiments.md").write_text(spec)
+    rows = []
+    for nb in NOTEBOOKS.values():
+        notebook = json.loads(nb.path.read_text())
+        sections = "; ".join(f"{label} {REPORT_SECTIONS[label]}" for label in nb.sections)
+        note = (
+            f"**The report:** {sections}."
+            if nb.sections
+            else "**The report:** beyond the report (its experiments go no further)."
+        )
+        note += (
+            " This page shows the notebook as committed, executed by `python3 tasks.py "
+            "reproduce`; to run it yourself, `python3 tasks.py lab`."
+        )
+        notebook["cells"].insert(
+            1, {"cell_type": "markdown", "id": "report-sections", "metadata": {}, "source": note}
+        )
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"]).replace(
+                    "../docs/experiments.md", "../experiments.md"
+                )
+                cell["source"] = text
+        target = SITE_SOURCES / "notebooks" / nb.file
+        target.write_text(json.dumps(notebook, ensure_ascii=False))
+        rows.append(
+            f"| {nb.number} | [{json_title(nb.path)}](notebooks/{nb.file}) | "
+            f"**{nb.report}**{' — ' + sections if len(nb.sections) > 1 else ''}"
+            f"{' ' + REPORT_SECTIONS[nb.sections[0]] if len(nb.sections) == 1 else ''} |"
+        )
     readme = (ROOT / "README.md").read_text()
     results = readme[readme.index("## Results") :]
-    results = results[: results.index("\n## ", 3)]
-    results = re.sub(r"<!-- \w+:(start|end) -->\n", "", results)  # generated-section marks
-    rows = "".join(
-        f"<tr><td>{number}</td><td><a href='{html.escape(link)}'>"
-        f"{html.escape(title)}</a></td><td>{html.escape(sections)}</td></tr>"
-        for number, title, link, sections in entries
+    results = re.sub(r"<!-- \w+:(start|end) -->\n", "", results[: results.index("\n## ", 3)])
+    toctree = "\n".join(f"notebooks/{nb.file[:-6]}" for nb in NOTEBOOKS.values())
+    index = f"""# mlp_lib: the notebooks
+
+The coursework report's experiments, reproduced row by row with a from-scratch NumPy MLP whose
+gradients are derived by hand. Each notebook is shown here as committed (executed by
+`python3 tasks.py reproduce`), with the sections of the report it follows. The experiments,
+and the decisions taken where the report is ambiguous, are specified in
+[The experiments, specified](experiments.md).
+
+| # | notebook | the report |
+|---|---|---|
+{chr(10).join(rows)}
+
+To run them yourself: `python3 tasks.py setup && python3 tasks.py lab` opens JupyterLab on
+working copies of these notebooks.
+
+## Draw a digit
+
+The interactive page needs the library's server: `python3 tasks.py setup && .venv/bin/python -m
+mlp_lib serve`, then open <a href="http://localhost:8000/">http://localhost:8000/</a>: draw a digit and
+watch every layer of the report's network answer.
+
+{results}
+
+```{{toctree}}
+:hidden:
+:caption: Notebooks
+
+{toctree}
+```
+
+```{{toctree}}
+:hidden:
+:caption: Specification
+
+experiments
+```
+"""
+    (SITE_SOURCES / "index.md").write_text(index)
+    # built in build/ (myst-nb keeps its image files beside the output folder), then moved
+    built, out = ROOT / "build" / "site", ROOT / "site"
+    shutil.rmtree(built, ignore_errors=True)
+    code = build_main(
+        [
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(ROOT / "build" / "site-doctrees"),
+            str(SITE_SOURCES),
+            str(built),
+        ]
     )
-    index = (
-        f"<h1>mlp_lib: the notebooks</h1><p>The coursework report's experiments, "
-        f"reproduced row by row with a from-scratch NumPy MLP. Each notebook is shown as "
-        f"committed (executed by <code>python3 tasks.py reproduce</code>), beside the "
-        f"sections of the report it follows. The experiments are specified in "
-        f"<a href='experiments.html'>The experiments, specified</a>.</p>"
-        f"<table><thead><tr><th>#</th><th>notebook</th><th>report sections</th></tr>"
-        f"</thead><tbody>{rows}</tbody></table>"
-        f"<h2>Draw a digit</h2><p>The interactive page needs the library's server: "
-        f"<code>python3 tasks.py setup &amp;&amp; .venv/bin/python -m mlp_lib serve</code>, "
-        f"then open <code>http://localhost:8000/</code>.</p>" + markdown(results)
-    )
-    (out / "index.html").write_text(page("mlp_lib: the notebooks", index))
-    print(f"site/index.html: open it in a browser ({out / 'index.html'})")
-    return 0
+    if code == 0:
+        shutil.rmtree(out, ignore_errors=True)
+        built.rename(out)
+        print(f"site/index.html: open it in a browser ({out / 'index.html'})")
+    return code
 
 
 def json_title(notebook):
@@ -330,10 +493,12 @@ def readme(extra_args=()):
 
 def main(argv):
     commands = {
-        "setup": lambda rest: setup() and 0,
+        "setup": setup_command,
         "reproduce": reproduce,
         "test": test,
         "lint": lint,
+        "lab": lab,
+        "kernel": kernel,
         "bench": bench,
         "readme": readme,
         "site": site,

@@ -133,7 +133,7 @@ def _rows(args):
 
 
 def _table(args):
-    from .experiments import ROWS, format_table, load_results, results_path, summarize
+    from .experiments import RESULTS_DIR, ROWS, format_table, load_results, summarize
 
     results = []
     if args.update_readme:
@@ -146,7 +146,7 @@ def _table(args):
             )
     missing = []
     for row_id in ROWS:
-        path = results_path(row_id)
+        path = RESULTS_DIR / f"{row_id}.json"
         if path.is_file():
             results += load_results(path)
         else:

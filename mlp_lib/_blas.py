@@ -9,7 +9,7 @@ matrix in place (C <- beta C + alpha A B), so the SGD update
 W <- W + A^T(-eta Delta) needs no weight-sized temporary and no separate pass
 over the weights. And numpy and scipy each bundle their own OpenBLAS, whose
 idle threads spin: a training loop that calls both makes the two thread pools
-fight over the cores (an epoch became about ten times slower), so the
+fight over the cores (an epoch became many times slower), so the
 mini-batch loop uses one of them only.
 """
 

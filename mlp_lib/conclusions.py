@@ -136,28 +136,24 @@ def format_verdicts(by_dataset):
 
 
 def side_by_side(by_dataset):
-    """A Markdown table: each row's report figure (MNIST, one run) and its mean ±
+    """A Markdown ``Table``: each row's report figure (MNIST, one run) and its mean ±
     std accuracy over seeds on each dataset (``by_dataset``: name -> RunResults)."""
     from .experiments import ROWS, summarize
+    from .tables import markdown_table, mean_std
 
     summaries = {
         name: {s["row"]: s for s in summarize(results)} for name, results in by_dataset.items()
     }
-    header = (
-        "| row | report (MNIST, one run) | "
-        + " | ".join(f"{name}: accuracy (mean ± std, seeds)" for name in by_dataset)
-        + " |"
-    )
-    lines = [header, "|" + "---|" * (2 + len(by_dataset))]
+    header = ["row", "report (MNIST, one run)"] + [
+        f"{name}: accuracy (mean ± std, seeds)" for name in by_dataset
+    ]
+    rows = []
     for row_id, row in ROWS.items():
         report = "did not converge" if row.report_accuracy is None else f"{row.report_accuracy:.4f}"
         cells = []
         for name in by_dataset:
             s = summaries[name].get(row_id)
-            cells.append(
-                "—"
-                if s is None
-                else f"{s['acc_mean']:.4f} ± {s['acc_std']:.4f} ({len(s['seeds'])})"
-            )
-        lines.append(f"| {row_id} | {report} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            n = 0 if s is None else len(s["seeds"])
+            cells.append("—" if s is None else f"{mean_std(s['acc_mean'], s['acc_std'], n)} ({n})")
+        rows.append([row_id, report, *cells])
+    return markdown_table(header, rows)

@@ -25,6 +25,7 @@ from .model import MLP, evaluate
 from .per_sample import train_per_sample
 from .provenance import provenance
 from .schedules import Constant, LinearDecay
+from .tables import figure, markdown_table, mean_std
 
 __all__ = [
     "Row",
@@ -35,9 +36,6 @@ __all__ = [
     "summarize",
     "verdict",
     "format_table",
-    "default_seeds",
-    "quick_mode",
-    "results_path",
     "save_results",
     "load_results",
     "load_provenance",
@@ -49,17 +47,6 @@ __all__ = [
 
 #: The seeds every notebook uses for every row (never chosen to match the report).
 SEEDS = (0, 1, 2, 3, 4)
-
-
-def quick_mode():
-    """True when ``MLP_LIB_QUICK`` is set to a non-empty value other than 0: the
-    notebooks then run one seed per row (same epochs, same data) for CI."""
-    return os.environ.get("MLP_LIB_QUICK", "") not in ("", "0")
-
-
-def default_seeds():
-    """``SEEDS``, or only the first one in quick mode."""
-    return SEEDS[:1] if quick_mode() else SEEDS
 
 
 FOUR_LAYER = (784, 512, 256, 64, 10)
@@ -81,7 +68,6 @@ class Row:
     schedule: object
     report_loss: float | None
     report_accuracy: float | None
-    section: str
     notebook: str
     epochs: int = 3
 
@@ -97,61 +83,19 @@ def _decay(n):  # the report's 10e-3 is 0.01 (docs/experiments.md)
     return LinearDecay(0.01, 1e-5, n) if n == 100000 else LinearDecay(0.01, 1e-6, n)
 
 
-ROWS = {
-    row.id: row
-    for row in [
-        Row(
-            "sigmoid-normal",
-            FOUR_LAYER,
-            "sigmoid",
-            "normal",
-            _decay(100000),
-            0.1893,
-            0.9444,
-            "§1.2–1.5, §2.3",
-            "01",
-        ),
-        Row(
-            "sigmoid-xavier",
-            FOUR_LAYER,
-            "sigmoid",
-            "xavier",
-            _decay(100000),
-            0.3105,
-            0.9084,
-            "§2.2–2.3",
-            "03",
-        ),
-        Row(
-            "relu-normal",
-            FOUR_LAYER,
-            "relu",
-            "normal",
-            _decay(15000),
-            0.1666,
-            0.9495,
-            "§2.1, §2.3",
-            "02",
-        ),
-        Row(
-            "relu-xavier",
-            FOUR_LAYER,
-            "relu",
-            "xavier",
-            _decay(15000),
-            0.1652,
-            0.9500,
-            "§2.2–2.3",
-            "03",
-        ),
-        Row("relu-he", FOUR_LAYER, "relu", "he", _decay(15000), 0.1553, 0.9521, "§2.2–2.3", "03"),
-        Row(
-            "relu-he-const", FOUR_LAYER, "relu", "he", Constant(0.01), 0.1041, 0.9723, "§2.3", "03"
-        ),
-        Row("six-layer", SIX_LAYER, "relu", "he", Constant(0.01), 0.1530, 0.9618, "§3", "04"),
-        Row("relu-uniform", FOUR_LAYER, "relu", "uniform", _decay(15000), None, None, "§2.2", "03"),
-    ]
-}
+# fmt: off
+ROWS = {row.id: row for row in [
+    #   id               net         act        init       schedule         loss    accuracy notebook
+    Row("sigmoid-normal", FOUR_LAYER, "sigmoid", "normal",  _decay(100000), 0.1893, 0.9444, "01"),
+    Row("sigmoid-xavier", FOUR_LAYER, "sigmoid", "xavier",  _decay(100000), 0.3105, 0.9084, "03"),
+    Row("relu-normal",    FOUR_LAYER, "relu",    "normal",  _decay(15000),  0.1666, 0.9495, "02"),
+    Row("relu-xavier",    FOUR_LAYER, "relu",    "xavier",  _decay(15000),  0.1652, 0.9500, "03"),
+    Row("relu-he",        FOUR_LAYER, "relu",    "he",      _decay(15000),  0.1553, 0.9521, "03"),
+    Row("relu-he-const",  FOUR_LAYER, "relu",    "he",      Constant(0.01), 0.1041, 0.9723, "03"),
+    Row("six-layer",      SIX_LAYER,  "relu",    "he",      Constant(0.01), 0.1530, 0.9618, "04"),
+    Row("relu-uniform",   FOUR_LAYER, "relu",    "uniform", _decay(15000),  None,   None,   "03"),
+]}
+# fmt: on
 
 
 @dataclass
@@ -393,17 +337,20 @@ def compare_with_report(summary):
     notebooks' closing cell)."""
     lines = []
     for s in summary:
+        n = len(s["seeds"])
         lines.append(f"{s['row']} (seeds {s['seeds']}):")
         for name, key, report in (
             ("accuracy", "acc", s["report_accuracy"]),
             ("test loss", "loss", s["report_loss"]),
         ):
             theirs = "no figure" if report is None else f"{report:.4f}"
-            lines.append(
-                f"  {name} {s[key + '_mean']:.4f} ± {s[key + '_std']:.4f} "
-                f"(min–max {s[key + '_min']:.4f}–{s[key + '_max']:.4f}); "
-                f"report {theirs}: {s[key + '_verdict']}"
+            spread = (
+                f"{s[key + '_mean']:.4f} ± {s[key + '_std']:.4f} "
+                f"(min–max {s[key + '_min']:.4f}–{s[key + '_max']:.4f})"
+                if n > 1
+                else f"{s[key + '_mean']:.4f} (one seed: no spread)"
             )
+            lines.append(f"  {name} {spread}; report {theirs}: {s[key + '_verdict']}")
     return "\n".join(lines)
 
 
@@ -448,36 +395,39 @@ def summarize(results):
 
 
 def format_table(summary):
-    """The summary as a Markdown table: the report's figure, our mean ± std over
-    the seeds, and the verdict (the report's run against the 95% prediction
-    interval for one new run), for the test loss and the accuracy."""
-
-    def fmt(x):
-        return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
-
-    lines = [
-        "| row | seeds | report loss | loss (mean ± std) | loss verdict: report vs 95% PI "
-        "| report acc | acc (mean ± std) | acc min–max | acc verdict: report vs 95% PI |",
-        "|---|---|---|---|---|---|---|---|---|",
+    """The summary as a Markdown ``Table`` (rendered in a notebook): the report's
+    figure, our mean ± std over the seeds ("± —" for one seed), and the verdict
+    (the report's run against the 95% prediction interval for one new run), for
+    the test loss and the accuracy."""
+    header = [
+        "row",
+        "seeds",
+        "report loss",
+        "loss (mean ± std)",
+        "loss verdict: report vs 95% PI",
+        "report acc",
+        "acc (mean ± std)",
+        "acc min–max",
+        "acc verdict: report vs 95% PI",
     ]
-    for s in summary:
-        lines.append(
-            f"| {s['row']} | {len(s['seeds'])} | {fmt(s['report_loss'])} | "
-            f"{fmt(s['loss_mean'])} ± {fmt(s['loss_std'])} | {s['loss_verdict']} | "
-            f"{fmt(s['report_accuracy'])} | {fmt(s['acc_mean'])} ± {fmt(s['acc_std'])} | "
-            f"{fmt(s['acc_min'])}–{fmt(s['acc_max'])} | {s['acc_verdict']} |"
-        )
-    return "\n".join(lines)
+    rows = [
+        [
+            s["row"],
+            len(s["seeds"]),
+            figure(s["report_loss"]),
+            mean_std(s["loss_mean"], s["loss_std"], len(s["seeds"])),
+            s["loss_verdict"],
+            figure(s["report_accuracy"]),
+            mean_std(s["acc_mean"], s["acc_std"], len(s["seeds"])),
+            f"{figure(s['acc_min'])}–{figure(s['acc_max'])}",
+            s["acc_verdict"],
+        ]
+        for s in summary
+    ]
+    return markdown_table(header, rows)
 
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
-
-
-def results_path(name):
-    """Where the notebooks keep a row's per-seed results: ``results/NAME.json``,
-    or ``results/quick/NAME.json`` in quick mode (not committed), so that a quick
-    run never overwrites the committed full results."""
-    return RESULTS_DIR / ("quick" if quick_mode() else "") / f"{name}.json"
 
 
 def save_results(results, path, command=None):
@@ -504,10 +454,13 @@ def load_results(path):
     """Read what ``save_results`` wrote; a clear error says how to make the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no saved results; execute the notebook that "
-            f"writes them first (python3 tasks.py reproduce)"
+        row = ROWS.get(path.stem)
+        writer = (
+            f"notebook {row.notebook} writes them: python3 tasks.py reproduce {row.notebook}"
+            if row
+            else "python3 tasks.py reproduce writes the committed results"
         )
+        raise FileNotFoundError(f"{path}: no saved results ({writer})")
     document = json.loads(path.read_text())
     records = document["runs"] if isinstance(document, dict) else document
     return [

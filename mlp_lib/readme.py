@@ -177,17 +177,39 @@ def render_performance():
 
 
 def render_timings():
-    document = _load("timings.json")
+    from .notebook import MODES, duration, timings
+
+    document = timings()
     if not document:
         return "(no timed reproduction yet: `python3 tasks.py reproduce`)"
-    lines = ["| notebook | execution time | made by |", "|---|---|---|"]
+    lines = [
+        "| notebook | " + " | ".join(f"{mode} mode" for mode in MODES) + " |",
+        "|---|" + "---|" * len(MODES),
+    ]
+    made = {}  # machine and code -> the notebooks and modes measured there
     for name in sorted(document):
-        entry = document[name]
-        lines.append(
-            f"| `{name}` | {entry['seconds'] / 60:.1f} min | {_made(entry['provenance'])} |"
-        )
-    total = sum(e["seconds"] for e in document.values())
-    lines.append(f"| all | {total / 60:.1f} min | |")
+        cells = []
+        for mode in MODES:
+            entry = document[name].get(mode)
+            cells.append(duration(entry["seconds"]) if entry else "—")
+            if entry:
+                p = entry["provenance"]
+                where = (
+                    f"commit {(p.get('commit') or 'unknown')[:7]}"
+                    f"{' with uncommitted changes' if p.get('dirty') else ''}, {p.get('cpu')} "
+                    f"({p.get('cores')} cores), Python {p.get('python')}, numpy "
+                    f"{p.get('numpy')}, scipy {p.get('scipy')}"
+                )
+                made.setdefault(where, []).append(f"{name[:2]} {mode} ({p.get('date')})")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    totals = [sum(e[m]["seconds"] for e in document.values() if m in e) for m in MODES]
+    lines.append("| all | " + " | ".join(duration(t) if t else "—" for t in totals) + " |")
+    lines += [
+        "",
+        "Each time is a whole notebook in a fresh kernel, measured by `python3 tasks.py "
+        "reproduce --mode MODE` (full: the default):",
+    ]
+    lines += [f"- {where}: {', '.join(which)}" for where, which in made.items()]
     return "\n".join(lines)
 
 

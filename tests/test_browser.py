@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlp_lib.checkpoint import load_checkpoint
+from mlp_lib.notebook import NOTEBOOKS, REPORT_SECTIONS
 from mlp_lib.serve import ModelStore, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +104,7 @@ def page(trained):
         "--window-size=1200,1000",
     ):
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -257,8 +258,27 @@ def test_phone_width_has_no_sideways_scroll_and_labels_controls(page):
     assert _console_errors(driver) == []
 
 
+def _requests_elsewhere(driver):
+    """URLs the page asked for from any host but this machine (from the performance log)."""
+    import json
+
+    asked = set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            url = message["params"]["request"]["url"]
+            if url.startswith(("http:", "https:", "ws:", "wss:")) and not url.startswith(
+                ("http://127.0.0.1", "http://localhost")
+            ):
+                asked.add(url)
+    return asked
+
+
 @pytest.fixture(scope="module")
-def site_pages():
+def site(page):
+    """The site as ``python3 tasks.py site`` builds it, served from site/ on localhost."""
+    import functools
+    import http.server
     import subprocess
     import sys
 
@@ -267,38 +287,98 @@ def site_pages():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
-    assert built.returncode == 0, built.stderr
-    pages = sorted((ROOT / "site").rglob("*.html"))
-    assert len(pages) == len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))) + 2
-    return pages
+    assert built.returncode == 0, built.stdout + built.stderr
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(ROOT / "site"))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pages = ["index.html", "experiments.html"] + [
+        f"notebooks/{nb.file[:-6]}.html" for nb in NOTEBOOKS.values()
+    ]
+    yield f"http://127.0.0.1:{server.server_port}/", pages
+    server.shutdown()
+    server.server_close()
 
 
-def test_every_site_page_has_working_images_and_links(page, site_pages):
-    from urllib.parse import unquote, urlparse
+def _typeset(driver):
+    """(maths elements, those typeset by MathJax) once MathJax has finished, if it has."""
+    return driver.execute_script("""
+        const maths = [...document.querySelectorAll('.math')];
+        return [maths.length, maths.filter(m => m.querySelector('mjx-container') ||
+                                               m.tagName === 'MJX-CONTAINER').length];""")
+
+
+def test_every_site_page_typesets_its_equations_offline_with_working_images_and_links(page, site):
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
 
     driver, _ = page
-    checked_images = checked_links = 0
-    for html_file in site_pages:
-        driver.get(html_file.as_uri())
+    base, pages = site
+    checked_images = checked_links = typeset_pages = 0
+    for name in pages:
+        driver.get(base + name)
+        maths, _ = _typeset(driver)
+        if maths:
+            _wait(lambda: (t := _typeset(driver))[0] == t[1], timeout=30, what=f"MathJax on {name}")
+            typeset_pages += 1
+        text = driver.execute_script("return document.body.innerText")
+        for tex in ("\\frac{\\partial", "\\mathcal", "$$", "\\("):
+            assert tex not in text, (name, tex, "shown as text, not typeset")
         images = driver.execute_script(
-            "return [...document.images].map(i => [i.src.slice(0, 40), i.complete && i.naturalWidth > 0])"
+            "return [...document.images].map(i => [i.src.slice(0, 60), i.complete && i.naturalWidth > 0])"
         )
         broken = [src for src, ok in images if not ok]
-        assert not broken, (html_file.name, broken)
+        assert not broken, (name, broken)
         links = driver.execute_script(
             "return [...document.querySelectorAll('a[href]')].map(a => a.href)"
         )
-        for link in links:
-            url = urlparse(link)
-            if url.scheme == "file":
-                target = Path(unquote(url.path))
-                assert target.exists(), (html_file.name, link)
-                checked_links += 1
+        for link in {link.split("#")[0] for link in links if link.startswith(base)}:
+            try:
+                assert urlopen(link, timeout=10).status == 200, (name, link)
+            except HTTPError as error:
+                raise AssertionError(f"{name} links to {link}: {error}") from None
+            checked_links += 1
         checked_images += len(images)
-        errors = _console_errors(driver)
-        assert errors == [], (html_file.name, errors)
-    assert checked_images >= 10 and checked_links >= 5
-    driver.get((ROOT / "site" / "index.html").as_uri())
+        assert _requests_elsewhere(driver) == set(), name
+        assert _console_errors(driver) == [], name
+    assert typeset_pages >= 4 and checked_images >= 10 and checked_links >= 8
+    driver.get(base + "index.html")
     driver.save_screenshot(str(ARTIFACTS / "site-index.png"))
+    driver.get(base + "notebooks/01_four_layer_sigmoid.html")
+    _wait(lambda: (t := _typeset(driver))[0] == t[1], timeout=30, what="MathJax")
+    driver.execute_script(
+        "[...document.querySelectorAll('h2')].find(h => h.textContent.includes('Backprop'))"
+        ".scrollIntoView()"
+    )
+    driver.save_screenshot(str(ARTIFACTS / "site-01-backpropagation.png"))
+
+
+def _first_markdown(notebook):
+    import json
+
+    cells = json.loads(notebook.path.read_text())["cells"]
+    return next("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def test_the_site_labels_each_notebook_with_the_report_sections_the_notebook_names(page, site):
+    driver, _ = page
+    base, _ = site
+    driver.get(base + "index.html")
+    rows = driver.execute_script(
+        "return [...document.querySelectorAll('table')[0].querySelectorAll('tbody tr')]"
+        ".map(r => [...r.cells].map(c => c.innerText))"
+    )
+    assert [row[0] for row in rows] == list(NOTEBOOKS)
+    for (number, _title, report), nb in zip(rows, NOTEBOOKS.values()):
+        assert nb.report in report, (number, report)
+        assert nb.report in _first_markdown(nb) or not nb.sections, (number, nb.report)
+        for label in nb.sections:  # the report's own heading for each section
+            assert REPORT_SECTIONS[label].split(" (")[0] in report, (number, label)
+        driver.get(base + f"notebooks/{nb.file[:-6]}.html")
+        banner = driver.find_element("css selector", "section section p, article p").text
+        for label in nb.sections:
+            assert label in driver.execute_script("return document.body.innerText"), label
+        assert "The report" in banner or "report" in banner.lower(), banner
+        driver.get(base + "index.html")

@@ -62,15 +62,6 @@ def test_results_roundtrip(tmp_path):
         experiments.load_results(tmp_path / "missing.json")
 
 
-def test_quick_mode_seeds_and_paths(monkeypatch):
-    monkeypatch.setenv("MLP_LIB_QUICK", "1")
-    assert experiments.default_seeds() == (0,)
-    assert experiments.results_path("x").parent.name == "quick"
-    monkeypatch.setenv("MLP_LIB_QUICK", "0")
-    assert experiments.default_seeds() == (0, 1, 2, 3, 4)
-    assert experiments.results_path("x").parent.name == "results"
-
-
 def test_confusion_matrix_and_gradient_norms():
     counts = experiments.confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2], n_classes=3)
     assert counts.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]

@@ -1,0 +1,190 @@
+"""The notebooks' plumbing (mlp_lib.notebook): modes, where a run writes, what it
+reads from other notebooks, and the first cells every notebook must have."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlp_lib import experiments, notebook
+from mlp_lib.notebook import MODES, NOTEBOOKS, Plan, resolve_mode
+from mlp_lib.tables import Table, markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("MLP_LIB_MODE", "MLP_LIB_QUICK", "MLP_LIB_RECORD"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_the_mode_comes_from_the_parameter_then_the_environment_then_preview(clean_env):
+    assert resolve_mode() == "preview"
+    clean_env.setenv("MLP_LIB_QUICK", "1")
+    assert resolve_mode() == "quick"
+    clean_env.setenv("MLP_LIB_MODE", "full")
+    assert resolve_mode() == "full"
+    assert resolve_mode("preview") == "preview"
+    with pytest.raises(ValueError, match="preview, quick, full"):
+        resolve_mode("fast")
+
+
+def test_a_notebook_run_writes_outside_the_committed_results_unless_reproduce_records(clean_env):
+    for mode in MODES:
+        path = Plan("02", mode).results_path("relu-normal")
+        assert path == ROOT / "results" / "local" / mode / "relu-normal.json"
+        assert subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=ROOT).returncode == 0
+    clean_env.setenv("MLP_LIB_RECORD", "1")  # what python3 tasks.py reproduce sets
+    assert Plan("02", "full").results_path("relu-normal") == ROOT / "results" / "relu-normal.json"
+    with pytest.raises(ValueError, match="records the full mode"):
+        Plan("02", "preview")
+    with pytest.raises(ValueError, match="records the full mode"):
+        Plan("02", "full", seeds=[7])
+
+
+def test_modes_set_seeds_and_lengths(clean_env):
+    from mlp_lib.beyond import LADDER
+
+    preview, quick, full = Plan("01", "preview"), Plan("01", "quick"), Plan("01", "full")
+    assert preview.seeds == quick.seeds == (0,) and full.seeds == experiments.SEEDS
+    assert preview.row_options == {"epochs": 1} and quick.row_options == full.row_options == {}
+    assert preview.shortened and quick.shortened and not full.shortened
+    affine = LADDER[-1]
+    assert Plan("05", "full").rung_seeds(affine) == [0, 1, 2]
+    assert Plan("05", "quick").rung_seeds(affine) == [0]
+    assert Plan("05", "full", seeds=[4]).rung_seeds(affine) == [4]
+    with pytest.raises(ValueError, match="at least one seed"):
+        Plan("01", "full", seeds=[])
+    with pytest.raises(ValueError, match="unknown notebook"):
+        Plan("07")
+
+
+def test_rows_of_other_notebooks_come_from_the_committed_results_or_are_trained(
+    clean_env, monkeypatch, capsys
+):
+    trained = []
+
+    def fake_run_many(row_ids, seeds, **options):  # records what would be trained
+        trained.append((tuple(row_ids), tuple(seeds), options))
+        return []
+
+    monkeypatch.setattr(experiments, "run_many", fake_run_many)
+    quick = Plan("02", "quick").rows(["sigmoid-normal"])
+    assert [(r.row, r.seed) for r in quick] == [("sigmoid-normal", 0)] and not trained
+    committed = experiments.load_results(ROOT / "results" / "sigmoid-normal.json")
+    assert quick[0].test_accuracy == committed[0].test_accuracy
+    assert "from the committed full results of notebook 01" in capsys.readouterr().out
+    Plan("02", "full").rows(["sigmoid-normal"])
+    assert not trained
+    Plan("02", "preview").rows(["sigmoid-normal"])
+    assert trained == [(("sigmoid-normal",), (0,), {"epochs": 1})]
+    assert "trained here" in capsys.readouterr().out
+    Plan("02", "full", seeds=[9]).rows(["sigmoid-normal"])  # a seed not committed
+    assert trained[-1] == (("sigmoid-normal",), (9,), {})
+
+
+def test_a_run_is_shown_beside_the_committed_one_seed_by_seed(clean_env):
+    committed = experiments.load_results(ROOT / "results" / "relu-normal.json")
+    same = Plan("02", "quick").beside_committed(committed[:1])
+    assert "identical to the committed" in same
+    other = experiments.RunResult("relu-normal", 0, 0.5, 0.9, np.zeros(3), 1.0)
+    table = Plan("02", "preview").beside_committed([other])
+    assert f"{committed[0].test_accuracy:.4f}" in table and "0.9000" in table
+    assert "1 epoch a row" in table
+
+
+def test_the_plan_shows_every_mode_with_its_measured_time(clean_env, tmp_path, monkeypatch):
+    monkeypatch.setattr(notebook, "TIMINGS", tmp_path / "timings.json")
+    shown = Plan("03", "preview")._repr_markdown_()
+    assert shown.count("not measured yet") == 3 and "**preview** (this run)" in shown
+    prov = {"cpu": "test CPU", "cores": 2}
+    notebook.record_timing("03_initialization.ipynb", "preview", 41.26, prov)
+    notebook.record_timing("03_initialization.ipynb", "full", 262.0, prov)
+    stored = json.loads((tmp_path / "timings.json").read_text())
+    assert stored["03_initialization.ipynb"]["preview"]["seconds"] == 41.3
+    shown = Plan("03", "preview")._repr_markdown_()
+    assert "41 s" in shown and "4.4 min" in shown and "test CPU" in shown
+    assert "results/local/preview/" in shown
+
+
+def test_tables_render_as_markdown_and_one_seed_has_no_spread():
+    table = markdown_table(["a", "b"], [[1, "x"]], note="a note")
+    assert isinstance(table, Table) and table._repr_markdown_() == str(table) == repr(table)
+    assert str(table).splitlines()[:3] == ["| a | b |", "|---|---|", "| 1 | x |"]
+    one = experiments.RunResult("relu-he", 0, 0.16, 0.95, np.zeros(3), 1.0)
+    text = experiments.format_table(experiments.summarize([one]))
+    assert "0.9500 ± —" in text and "± 0.0000" not in text
+    assert "one seed: no spread" in experiments.compare_with_report(experiments.summarize([one]))
+
+
+def _cells(nb):
+    return json.loads(nb.path.read_text())["cells"]
+
+
+@pytest.mark.parametrize("number", list(NOTEBOOKS))
+def test_each_notebook_opens_with_its_parameters_and_a_kernel_check(number):
+    nb = NOTEBOOKS[number]
+    code = [c for c in _cells(nb) if c["cell_type"] == "code"]
+    first, second = ("".join(c["source"]) for c in code[:2])
+    assert code[0]["metadata"].get("tags") == ["parameters"]  # papermill's parameters cell
+    assert "MODE = None" in first and "SEEDS = None" in first
+    assert "tasks.py lab" in first and "tasks.py kernel" in first and "import mlp_lib" in first
+    assert f'Plan("{number}", MODE, SEEDS)' in second
+    source = "\n".join("".join(c["source"]) for c in code)
+    # every result a notebook saves goes where its plan says: never straight into results/
+    saves = source.count("save_results(") + source.count("save_rung_results(")
+    assert source.count("plan.results_path(") >= saves >= (0 if number == "06" else 1)
+    assert "quick_mode()" not in source and "default_seeds()" not in source
+
+
+def test_a_notebook_with_a_kernel_that_lacks_the_project_says_how_to_fix_it(tmp_path):
+    cell = "".join(next(c for c in _cells(NOTEBOOKS["01"]) if c["cell_type"] == "code")["source"])
+    # a Python without mlp_lib on its path: the project's folder is not the working folder
+    script = tmp_path / "cell.py"
+    script.write_text(cell)
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(script)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "python3 tasks.py lab" in done.stderr and "Python (mlp_lib)" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_notebook_run_alone_in_preview_leaves_the_checkout_clean(tmp_path, clean_env):
+    before = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--execute",
+            "--to",
+            "notebook",
+            "--output-dir",
+            str(tmp_path),
+            "--output",
+            "run",
+            str(NOTEBOOKS["02"].path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**__import__("os").environ, "MLP_LIB_MODE": "preview"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert after == before
+    ran = json.loads((tmp_path / "run.ipynb").read_text())
+    printed = json.dumps(ran["cells"])
+    assert "**preview** (this run)" in printed and "trained here" in printed
