@@ -216,6 +216,8 @@ def lab(args=()):
     project's kernel: ``--fresh`` copies the committed notebooks again over your
     copies, ``--mode MODE`` sets the notebooks' default mode, other arguments go
     to ``jupyter lab`` (e.g. ``--no-browser``, ``--port 8890``)."""
+    import json
+
     args = list(args)
     fresh = "--fresh" in args
     env = dict(os.environ)
@@ -228,6 +230,22 @@ def lab(args=()):
     args = [a for a in args if a != "--fresh"]
     python = setup()
     copies = working_copies(fresh)
+    # JupyterLab asks whether to fetch Jupyter's news from the web: a reader offline, or in
+    # class, is not asked; the project's settings for its own Lab, in .venv
+    overrides = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    overrides.parent.mkdir(parents=True, exist_ok=True)
+    overrides.write_text(
+        json.dumps(
+            {
+                "@jupyterlab/apputils-extension:notification": {
+                    "fetchNews": "false",
+                    "checkForUpdates": False,
+                }
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(
         f"JupyterLab on your working copies in {LAB.relative_to(ROOT)}/ (git-ignored; the "
         f"committed notebooks/ stay as the record to compare with"
