@@ -26,9 +26,7 @@ def _reproduce(args):
     rows = list(ROWS) if args.rows == ["all"] else args.rows
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
-        raise SystemExit(
-            f"error: unknown row {', '.join(unknown)}; valid: {', '.join(ROWS)} (or 'all')"
-        )
+        raise ValueError(f"unknown row {', '.join(unknown)}; valid: {', '.join(ROWS)} (or 'all')")
     args.rows, args.rungs, args.seeds, args.datasets = rows, [], args.seed, [args.dataset]
     args.epochs = args.n_train = args.config = None
     args.restart = args.results is None
@@ -140,8 +138,8 @@ def _table(args):
         from . import readme
 
         if not (readme.ROOT / "pyproject.toml").is_file():
-            raise SystemExit(
-                "error: --update-readme edits the README of a source checkout; "
+            raise ValueError(
+                "--update-readme edits the README of a source checkout; "
                 "this mlp_lib is installed without one"
             )
     missing = []
@@ -152,8 +150,8 @@ def _table(args):
         else:
             missing.append(row_id)
     if not results:
-        raise SystemExit(
-            "error: no saved results; run the notebooks first (python3 tasks.py reproduce)"
+        raise FileNotFoundError(
+            "no saved results in results/; python3 tasks.py reproduce writes them"
         )
     table = format_table(summarize(results))
     if missing:
@@ -265,10 +263,14 @@ def _parse_schedule(text, n_steps=1, per_epoch=1):
             start, end, steps = rest.split(",")
             return LinearDecay(float(start), float(end), int(steps))
     except ValueError as exc:
-        raise ValueError(f"bad --schedule {text!r}: {exc}") from None
-    raise ValueError(
-        f"bad --schedule {text!r}; use RATE, constant:RATE, linear:START,END,STEPS or cosine:RATE"
-    )
+        raise ValueError(f"bad --schedule {text!r} ({exc}); {_SCHEDULE_FORMS}") from None
+    raise ValueError(f"bad --schedule {text!r}; {_SCHEDULE_FORMS}")
+
+
+_SCHEDULE_FORMS = (
+    "use RATE (e.g. 0.01), constant:RATE, linear:START,END,STEPS (e.g. "
+    "linear:0.01,1e-6,15000) or cosine:RATE"
+)
 
 
 def _check_output(path):
@@ -469,8 +471,16 @@ def _serve(args):
             args.checkpoints, host=args.host, port=args.port, cache=args.cache, verbose=args.verbose
         )
     except OSError as exc:  # port in use, address not available
-        raise SystemExit(
-            f"error: cannot serve on {args.host}:{args.port} ({exc.strerror})"
+        import errno
+
+        hint = (
+            "; another program uses that port: choose another with --port (e.g. --port "
+            f"{args.port + 1}, or --port 0 for any free one)"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise ValueError(
+            f"cannot serve on {args.host}:{args.port} ({exc.strerror}){hint}"
         ) from None
 
 
@@ -478,17 +488,29 @@ def _predict(args):
     import numpy as np
 
     from .checkpoint import load_checkpoint
-    from .data import image_to_mnist
+    from .data import DataError, image_to_mnist
 
     model, _ = load_checkpoint(args.checkpoint)
     if model.layer_sizes[0] != 784:
         raise ValueError(
             f"{args.checkpoint}: the model takes {model.layer_sizes[0]} inputs, not a 28×28 image"
         )
-    for path in args.images:
-        probs = model.forward(image_to_mnist(path))
+    failed = 0
+    for path in args.images:  # every readable image is classified; each bad one is reported
+        try:
+            pixels = image_to_mnist(path)
+        except (FileNotFoundError, DataError) as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            failed += 1
+            continue
+        probs = model.forward(pixels)
         top = np.argsort(probs)[::-1][: args.top]
-        print(f"{path}: " + ", ".join(f"{d} ({probs[d]:.1%})" for d in top))
+        print(f"{path}: " + ", ".join(f"{d} ({probs[d]:.1%})" for d in top), flush=True)
+    if failed:
+        print(
+            f"error: {failed} of {len(args.images)} images could not be classified", file=sys.stderr
+        )
+        return 2
     return 0
 
 

@@ -349,6 +349,12 @@ def read_image(source, name=None):
                 values = np.asarray(image)
     except DataError:
         raise
+    except Image.DecompressionBombError as exc:  # Pillow's own, larger limit: say ours
+        import re
+
+        count = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(count.group(1)):,} pixels" if count else "its size"
+        raise DataError(f"{path}: {size}, more than the limit of {MAX_IMAGE_PIXELS:,}") from None
     except Exception as exc:  # Pillow raises many kinds for bad files
         raise DataError(f"{path}: not a readable image ({exc})") from None
     if mode == "I":  # 32-bit ints: Pillow's mode for 16-bit PNG and TIFF files

@@ -159,8 +159,9 @@ def run(
         A key of ``ROWS``.
     seed : int
         Seeds the initial weights (the data order is fixed, as in the report).
-    progress : bool or None
-        Progress bar (default: only on a terminal).
+    progress : bool, None or callable
+        Progress bar (default: only on a terminal); a callable ``progress(done,
+        total)`` is told the steps done (``lifecycle.progress_bar``).
     epochs, n_train : int, optional
         Override the row's 3 epochs / the 60,000 training images (for quick
         checks only; the table uses the defaults).

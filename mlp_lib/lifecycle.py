@@ -96,10 +96,13 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def progress_bar(progress, total, desc, initial=0, unit="step"):
-    """A tqdm bar; ``progress=None`` shows it only when stderr is a terminal."""
-    if progress is None:
+    """A tqdm bar; ``progress=None`` shows it only when stderr is a terminal. A
+    callable ``progress(done, total)`` is told the count as the bar moves (the bar
+    itself then shows only on a terminal): how a server follows a training run."""
+    report = progress if callable(progress) else None
+    if report is not None or progress is None:
         progress = sys.stderr.isatty()
-    return tqdm(
+    bar = _ReportingBar(
         total=total,
         initial=initial,
         desc=desc,
@@ -109,6 +112,20 @@ def progress_bar(progress, total, desc, initial=0, unit="step"):
         mininterval=0.5,
         leave=False,
     )
+    bar.report, bar.done = report, initial
+    if report is not None:
+        report(initial, total)
+    return bar
+
+
+class _ReportingBar(tqdm):
+    """tqdm that also tells ``report(done, total)`` (tqdm keeps no count when disabled)."""
+
+    def update(self, n=1):
+        self.done += n
+        if self.report is not None:
+            self.report(self.done, self.total)
+        return super().update(n)
 
 
 def check_data(model, images, labels):

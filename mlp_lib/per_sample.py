@@ -136,8 +136,9 @@ def train_per_sample(
         Learning rate by global step (``mlp_lib.schedules``).
     record_every : int, default 100
         Steps averaged into one entry of ``loss_curve`` (the report: 100).
-    progress : bool or None
-        Progress bar; ``None`` shows it when stderr is a terminal.
+    progress : bool, None or callable
+        Progress bar; ``None`` shows it when stderr is a terminal; a callable
+        ``progress(done, total)`` is told the steps done as the bar moves.
     on_divergence : {"raise", "stop", "continue"}
         What a NaN/inf loss does: raise ``DivergenceError``, stop and return
         (``history.diverged_at`` set), or carry on.

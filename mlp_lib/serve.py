@@ -6,7 +6,12 @@ sends what is drawn to a small JSON API served by the standard library's
 
 ``GET /api/models``
     ``{"models": [{"name", "description", "layer_sizes", "activation",
-    "ready", "dead"}]}``; ``dead`` lists, per hidden layer, the units that are
+    "state", "ready", "error", "progress", "test_accuracy", "dead"}]}``:
+    ``state`` is ``queued``, ``training``, ``ready`` or ``failed``;
+    ``progress`` the fraction of a default model's training done (while it
+    trains); ``test_accuracy`` on the 10,000 test images (from the cache's
+    record for a default model, measured at start for a checkpoint; ``null``
+    without the data); ``dead`` lists, per hidden layer, the units that are
     zero on every one of 2,000 test images (ReLU only; ``null`` otherwise or
     without the data).
 ``POST /api/predict``
@@ -64,20 +69,20 @@ _CONTENT_TYPES = {
 }
 
 #: The models ``serve`` trains on first use when given no checkpoint:
-#: name -> (description, what trains it).
+#: name -> (description, what trains it: ("row" or "rung", its name, options)).
 DEFAULT_MODELS = {
     "relu-he-const": (
         "the report's best row: 784-512-256-64-10 ReLU, He init, per-sample SGD at 0.01, 3 epochs",
-        ("row", "relu-he-const"),
+        ("row", "relu-he-const", {}),
     ),
     "sigmoid-normal": (
         "the report's first row: 784-512-256-64-10 sigmoid, N(0, 0.1) init, linear decay, 3 epochs",
-        ("row", "sigmoid-normal"),
+        ("row", "sigmoid-normal", {}),
     ),
     "sprint": (
         "notebook 05's 60-second sprint: 784-1024-10 ReLU, Nesterov, cosine rate, "
         "shifted images, 15 epochs",
-        ("rung", "60-second sprint"),
+        ("rung", "60-second sprint", {}),
     ),
 }
 
@@ -113,37 +118,63 @@ class ModelStore:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._entries = {}  # name -> dict(model, description, dead, ready, error)
+        self._entries = {}  # name -> dict(model, description, dead, state, error, ...)
         self._probe = None
 
-    def _probe_images(self):
+    def _test_images(self):
+        """MNIST's test set, or False when mlp_lib is installed without its data."""
         if self._probe is None:
             try:
                 from .data import load_mnist
 
-                self._probe = load_mnist("test")[0][:2000]
+                self._probe = load_mnist("test")
             except (OSError, DataError):
-                self._probe = False  # installed without data: no dead units
+                self._probe = False
         return self._probe
 
     def expect(self, name, description):
-        """Announce a model that is still being trained."""
+        """Announce a model that will be trained (queued until ``training``)."""
         with self._lock:
             self._entries.setdefault(
-                name, dict(model=None, description=description, dead=None, ready=False, error=None)
+                name,
+                dict(
+                    model=None,
+                    description=description,
+                    dead=None,
+                    state="queued",
+                    error=None,
+                    progress=None,
+                    test_accuracy=None,
+                ),
             )
 
-    def add(self, name, model, description=""):
-        probe = self._probe_images()
-        dead = dead_units(model, probe) if probe is not False else None
+    def training(self, name, progress):
+        """``name`` is training; ``progress`` is a shared value holding the fraction done."""
+        with self._lock:
+            self._entries[name].update(state="training", progress=progress)
+
+    def add(self, name, model, description="", test_accuracy=None):
+        """Offer ``model``; without ``test_accuracy`` it is measured on the test set."""
+        from .model import evaluate
+
+        test = self._test_images()
+        dead = dead_units(model, test[0][:2000]) if test is not False else None
+        if test_accuracy is None and test is not False and model.layer_sizes[0] == 784:
+            test_accuracy = evaluate(model, *test)[1]
         with self._lock:
             self._entries[name] = dict(
-                model=model, description=description, dead=dead, ready=True, error=None
+                model=model,
+                description=description,
+                dead=dead,
+                state="ready",
+                error=None,
+                progress=None,
+                test_accuracy=test_accuracy,
             )
 
     def fail(self, name, message):
         with self._lock:
-            self._entries[name]["error"] = message
+            self._entries[name].update(state="failed", error=message, progress=None)
 
     def names(self):
         with self._lock:
@@ -152,18 +183,24 @@ class ModelStore:
     def listing(self):
         with self._lock:
             entries = list(self._entries.items())
-        return [
-            {
-                "name": name,
-                "description": e["description"],
-                "ready": e["ready"],
-                "error": e["error"],
-                "dead": e["dead"],
-                "layer_sizes": e["model"].layer_sizes if e["model"] else None,
-                "activation": e["model"].activation if e["model"] else None,
-            }
-            for name, e in entries
-        ]
+        listed = []
+        for name, e in entries:
+            progress = e["progress"]
+            listed.append(
+                {
+                    "name": name,
+                    "description": e["description"],
+                    "state": e["state"],
+                    "ready": e["state"] == "ready",
+                    "error": e["error"],
+                    "dead": e["dead"],
+                    "progress": None if progress is None else round(float(progress.value), 4),
+                    "test_accuracy": e["test_accuracy"],
+                    "layer_sizes": e["model"].layer_sizes if e["model"] else None,
+                    "activation": e["model"].activation if e["model"] else None,
+                }
+            )
+        return listed
 
     def get(self, name):
         with self._lock:
@@ -175,7 +212,7 @@ class ModelStore:
             raise ApiError(400, f"unknown model {name!r}; GET /api/models lists them")
         if entry["error"]:
             raise ApiError(503, f"model {name!r} failed to train: {entry['error']}")
-        if not entry["ready"]:
+        if entry["state"] != "ready":
             raise ApiError(503, f"model {name!r} is still training; try again soon")
         return name, entry["model"]
 
@@ -374,32 +411,48 @@ def make_server(store, host="127.0.0.1", port=8000, verbose=False):
     return server
 
 
-def _train_default(name, path):
-    """Train default model ``name`` and save it to ``path`` (runs in a child
-    process, one BLAS thread, with its own progress bar in the terminal)."""
+def _train_default(name, spec, path, progress):
+    """Train default model ``name`` as ``spec`` says and save it to ``path`` (runs in
+    a child process, one BLAS thread, with its own progress bar in the terminal;
+    ``progress``, a shared value, follows the fraction done for the page)."""
     from threadpoolctl import threadpool_limits
 
     from .provenance import provenance
 
-    kind, key = DEFAULT_MODELS[name][1]
+    kind, key, options = spec
+
+    def report(done, total):
+        progress.value = done / total
+
     with threadpool_limits(1):
         if kind == "row":
             from .experiments import run
 
-            result = run(key, seed=0, progress=True)
+            result = run(key, seed=0, progress=report, **options)
         else:
             from .beyond import rung_by_name, run_rung
 
-            result = run_rung(rung_by_name(key), seed=0, keep_model=True, progress=True)
+            result = run_rung(
+                rung_by_name(key), seed=0, keep_model=True, progress=report, **options
+            )
     save_checkpoint(path, result.model)
     record = {
         "model": name,
-        "description": DEFAULT_MODELS[name][0],
+        "description": DEFAULT_MODELS[name][0] if name in DEFAULT_MODELS else "",
         "seed": 0,
         "test_accuracy": result.test_accuracy,
         "provenance": provenance(f"python -m mlp_lib serve (default model {name})"),
     }
     path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _cached_accuracy(path):
+    """The test accuracy in a default model's cache record, or None."""
+    try:
+        value = json.loads(path.with_suffix(".json").read_text()).get("test_accuracy")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, (int, float)) else None
 
 
 def load_defaults(store, cache, announce=print):
@@ -409,7 +462,8 @@ def load_defaults(store, cache, announce=print):
     for name, (description, _) in DEFAULT_MODELS.items():
         store.expect(name, description)
     missing = [name for name in DEFAULT_MODELS if not (cache / f"{name}.npz").is_file()]
-    for name in DEFAULT_MODELS:
+    context = multiprocessing.get_context("spawn")
+    for name, (description, spec) in DEFAULT_MODELS.items():
         path = cache / f"{name}.npz"
         if name in missing:
             announce(
@@ -417,8 +471,10 @@ def load_defaults(store, cache, announce=print):
                 f"{len(missing)}; once, then kept in {cache})"
             )
             started = time.perf_counter()
-            child = multiprocessing.get_context("spawn").Process(
-                target=_train_default, args=(name, path), daemon=True
+            progress = context.Value("d", 0.0, lock=False)
+            store.training(name, progress)
+            child = context.Process(
+                target=_train_default, args=(name, spec, path, progress), daemon=True
             )
             child.start()
             child.join()
@@ -428,7 +484,7 @@ def load_defaults(store, cache, announce=print):
                 continue
             announce(f"default model {name} ready in {time.perf_counter() - started:.0f} s")
         try:
-            store.add(name, load_checkpoint(path)[0], description)
+            store.add(name, load_checkpoint(path)[0], description, _cached_accuracy(path))
         except (OSError, ValueError) as exc:
             store.fail(name, str(exc))
             announce(f"default model {name}: {exc}")

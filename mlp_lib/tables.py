@@ -40,5 +40,5 @@ def figure(x, digits=4):
 
 
 def mean_std(mean, std, n, digits=4):
-    """"mean ± std" over ``n`` seeds; with one seed there is no spread: "mean ± —"."""
+    """ "mean ± std" over ``n`` seeds; with one seed there is no spread: "mean ± —"."""
     return f"{figure(mean, digits)} ± {figure(std, digits) if n > 1 else '—'}"

@@ -86,6 +86,9 @@ def page(trained):
     store = ModelStore()
     for name in ("relu", "sigmoid"):
         store.add(name, load_checkpoint(trained / f"{name}.npz")[0], f"test {name}")
+    store.expect("still-training", "a default model being trained")
+    store.training("still-training", type("Shared", (), {"value": 0.4})())
+    store.expect("queued", "a default model waiting its turn")
     server = make_server(store, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     options = webdriver.ChromeOptions()
@@ -199,6 +202,23 @@ def test_drawing_a_digit_shows_its_label_bars_layers_and_weights(page, digit, st
     driver.save_screenshot(str(ARTIFACTS / f"serve-draw-{digit}.png"))
     driver.execute_script("document.getElementById('layers-title').scrollIntoView()")
     driver.save_screenshot(str(ARTIFACTS / f"serve-layers-{digit}.png"))
+    assert _console_errors(driver) == []
+
+
+def test_the_page_shows_each_models_accuracy_and_a_bar_per_model_in_training(page):
+    driver, url = page
+    driver.get(url)
+    _wait(lambda: driver.find_elements("css selector", "#training progress"), what="the bars")
+    rows = driver.execute_script("""
+        return [...document.querySelectorAll('#training .training-row')].map(r => [
+            r.dataset.model, r.querySelector('label').textContent, r.querySelector('progress').value])""")
+    assert rows == [
+        ["still-training", "still-training: training 40%", 0.4],
+        ["queued", "queued: waiting to train", 0],
+    ]
+    about = driver.find_element("id", "model-about").text
+    assert "test relu" in about and "test accuracy 9" in about and "784-512-256-64-10" in about
+    driver.save_screenshot(str(ARTIFACTS / "serve-models-training.png"))
     assert _console_errors(driver) == []
 
 

@@ -260,3 +260,100 @@ def test_data_folder_from_the_command_line(tmp_path):
     data = Path(__file__).resolve().parents[1] / "data" / "mnist"
     out = cli("--data", data, "evaluate", model_path, cwd=tmp_path)
     assert out.returncode == 0 and "on the test set" in out.stdout
+
+
+def _digit_png(path, value=255):
+    from PIL import Image
+
+    canvas = np.zeros((60, 60), np.uint8)
+    canvas[10:50, 27:33] = value  # a "1", or nothing at all with value=0
+    Image.fromarray(canvas).save(path)
+    return path
+
+
+def test_predict_classifies_every_readable_image_and_reports_each_bad_one(tmp_path):
+    from mlp_lib import MLP, save_checkpoint
+
+    model = save_checkpoint(tmp_path / "m.npz", MLP([784, 16, 10], seed=0))
+    a, blank, b = (
+        _digit_png(tmp_path / "a.png"),
+        _digit_png(tmp_path / "blank.png", 0),
+        _digit_png(tmp_path / "b.png"),
+    )
+    out = cli("predict", model, a, blank, b, tmp_path / "missing.png")
+    assert out.returncode == 2
+    assert [line.split(":")[0] for line in out.stdout.splitlines()] == [str(a), str(b)]
+    errors = out.stderr.splitlines()
+    assert "blank" in errors[0] and str(blank) in errors[0] and "missing.png" in errors[1]
+    assert errors[-1] == "error: 2 of 4 images could not be classified"
+
+
+def _png_header(path, width, height):
+    """A PNG whose header claims width × height (no pixel data): what a 'decompression
+    bomb' looks like to a reader that opens it."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def test_an_oversized_image_gets_the_projects_pixel_limit_whatever_pillow_says(tmp_path):
+    from mlp_lib.data import MAX_IMAGE_PIXELS, DataError, read_image
+
+    for side in (6000, 20000):  # over our limit only; over Pillow's own limit too
+        path = _png_header(tmp_path / f"{side}.png", side, side)
+        with pytest.raises(DataError) as raised:
+            read_image(path)
+        message = str(raised.value)
+        assert f"{side * side:,} pixels, more than the limit of {MAX_IMAGE_PIXELS:,}" in message
+        assert "decompression bomb" not in message.lower()
+
+
+def test_a_bad_schedule_lists_the_forms_before_any_work():
+    out = cli("train", "--schedule", "fast", *SMALL)
+    assert out.returncode == 2 and "training" not in out.stdout
+    for form in ("RATE", "constant:RATE", "linear:START,END,STEPS", "cosine:RATE"):
+        assert form in out.stderr
+    assert cli("train", "--schedule", "linear:0.1,x", *SMALL).returncode == 2
+
+
+def test_every_bad_input_exits_with_status_2(tmp_path):
+    assert cli("reproduce", "no-such-row").returncode == 2
+    assert "unknown row no-such-row" in cli("reproduce", "no-such-row").stderr
+    assert cli("evaluate", tmp_path / "missing.npz").returncode == 2
+    assert cli("train", "--epochs", "0").returncode == 2
+
+
+def test_serve_on_a_busy_port_suggests_another():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = cli("serve", "--port", port, "--cache", "/nonexistent-unused")
+    assert out.returncode == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
+
+
+def test_setup_ends_with_the_next_commands(monkeypatch, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "tasks", Path(__file__).resolve().parents[1] / "tasks.py"
+    )
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    monkeypatch.setattr(tasks, "setup", lambda *args, **kwargs: None)
+    assert tasks.setup_command() == 0
+    said = capsys.readouterr().out
+    for command in ("python3 tasks.py lab", "python3 tasks.py reproduce", "python3 tasks.py test"):
+        assert command in said

@@ -257,3 +257,78 @@ def test_default_models_come_from_the_cache_when_present(tmp_path):
     assert [m["name"] for m in listing] == list(DEFAULT_MODELS) and said == []
     assert all(m["ready"] and m["error"] is None for m in listing)
     assert [m["layer_sizes"][1] for m in listing] == [8, 9, 10]
+
+
+def test_each_default_model_is_listed_with_its_own_description_layers_and_accuracy(tmp_path):
+    """What /api/models says of each default model is what its checkpoint and cache
+    record hold (every model once had the last model's description)."""
+    from mlp_lib.checkpoint import load_checkpoint, save_checkpoint
+    from mlp_lib.serve import DEFAULT_MODELS, load_defaults
+
+    for k, name in enumerate(DEFAULT_MODELS):
+        save_checkpoint(tmp_path / f"{name}.npz", MLP([784, 8 + k, 10], seed=k))
+        record = {"model": name, "test_accuracy": 0.9 + k / 100}
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+    store = ModelStore()
+    load_defaults(store, tmp_path, announce=lambda message: None)
+    httpd = make_server(store, port=0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        status, answer = request(httpd.server_port, "GET", "/api/models")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert status == 200
+    for listed in answer["models"]:
+        name = listed["name"]
+        model, _ = load_checkpoint(tmp_path / f"{name}.npz")
+        record = json.loads((tmp_path / f"{name}.json").read_text())
+        assert listed["description"] == DEFAULT_MODELS[name][0]
+        assert listed["layer_sizes"] == model.layer_sizes and listed["activation"] == "relu"
+        assert listed["test_accuracy"] == record["test_accuracy"]
+        assert listed["state"] == "ready" and listed["progress"] is None
+    assert len({m["description"] for m in answer["models"]}) == len(DEFAULT_MODELS)
+
+
+def test_a_checkpoint_is_listed_with_its_measured_test_accuracy(mnist_test):
+    from mlp_lib import evaluate
+
+    model = MLP([784, 16, 10], "relu", "he", seed=3)
+    store = ModelStore()
+    store.add("mine", model, "checkpoint mine.npz")
+    (listed,) = store.listing()
+    assert listed["test_accuracy"] == evaluate(model, *mnist_test)[1]
+
+
+@pytest.mark.slow
+def test_a_default_model_in_training_shows_its_progress_then_its_accuracy(tmp_path, monkeypatch):
+    import mlp_lib.serve as serve
+
+    monkeypatch.setattr(
+        serve,
+        "DEFAULT_MODELS",
+        {
+            "small": (
+                "a short run of the report's best row",
+                ("row", "relu-he-const", {"n_train": 20000, "epochs": 1}),
+            )
+        },
+    )
+    store = ModelStore()
+    loader = threading.Thread(
+        target=serve.load_defaults,
+        args=(store, tmp_path),
+        kwargs={"announce": lambda message: None},
+    )
+    loader.start()
+    seen = []
+    while loader.is_alive():
+        (listed,) = store.listing()
+        seen.append((listed["state"], listed["progress"]))
+        time.sleep(0.05)
+    loader.join()
+    progress = [p for state, p in seen if state == "training" and p is not None]
+    assert progress and progress == sorted(progress) and any(0 < p < 1 for p in progress)
+    (done,) = store.listing()
+    record = json.loads((tmp_path / "small.json").read_text())
+    assert done["state"] == "ready" and done["test_accuracy"] == record["test_accuracy"] > 0.9

@@ -38,6 +38,7 @@ async function loadModels() {
     answer = await (await fetch("/api/models")).json();
   } catch (err) {
     statusLine.textContent = "The server does not answer; is `python -m mlp_lib serve` running?";
+    setTimeout(loadModels, 4000);
     return;
   }
   const chosen = modelSelect.value;
@@ -45,22 +46,55 @@ async function loadModels() {
   modelSelect.replaceChildren(...models.map(m => {
     const option = document.createElement("option");
     option.value = m.name;
-    option.textContent = m.ready ? m.name : `${m.name} (${m.error ? "failed" : "training…"})`;
+    option.textContent = m.ready ? m.name : `${m.name} (${stateText(m)})`;
     option.disabled = !m.ready;
     return option;
   }));
   const keep = models.find(m => m.name === chosen && m.ready) || models.find(m => m.ready);
   if (keep) modelSelect.value = keep.name;
   describeModel();
-  if (!keep) statusLine.textContent = "Training the first model (see the terminal); this page updates by itself.";
+  showTraining();
+  if (!keep) statusLine.textContent = "Training the first model; this page updates by itself.";
   else if (!hasInk) statusLine.textContent = "Draw a digit on the black pad.";
-  if (models.some(m => !m.ready && !m.error)) setTimeout(loadModels, 2000);
+  if (models.some(m => m.state === "queued" || m.state === "training")) setTimeout(loadModels, 1000);
+}
+
+function stateText(m) {
+  if (m.state === "failed") return "failed";
+  if (m.state === "training") return `training ${Math.floor(100 * (m.progress || 0))}%`;
+  return m.state === "queued" ? "waiting to train" : m.state;
+}
+
+function percent(accuracy) {
+  return accuracy === null || accuracy === undefined ? "not measured" : `${(100 * accuracy).toFixed(2)}%`;
+}
+
+// one bar per default model still training (or waiting), so nobody waits on a blank page
+function showTraining() {
+  const holder = document.getElementById("training");
+  const busy = models.filter(m => m.state === "queued" || m.state === "training" || m.state === "failed");
+  holder.hidden = busy.length === 0;
+  holder.replaceChildren(...busy.map(m => {
+    const row = document.createElement("div");
+    row.className = "training-row";
+    row.dataset.model = m.name;
+    const label = document.createElement("label");
+    label.textContent = `${m.name}: ${stateText(m)}`;
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = m.progress || 0;
+    bar.id = `progress-${m.name}`;
+    label.htmlFor = bar.id;
+    row.append(label, bar);
+    return row;
+  }));
 }
 
 function describeModel() {
   const m = currentModel();
   document.getElementById("model-about").textContent = m
-    ? `${m.description} (layers ${m.layer_sizes.join("-")}, ${m.activation})` : "";
+    ? `${m.description} (layers ${m.layer_sizes.join("-")}, ${m.activation}); ` +
+      `test accuracy ${percent(m.test_accuracy)}` : "";
 }
 
 modelSelect.addEventListener("change", () => { describeModel(); requestPrediction(); });
