@@ -188,3 +188,17 @@ def test_a_notebook_run_alone_in_preview_leaves_the_checkout_clean(tmp_path, cle
     ran = json.loads((tmp_path / "run.ipynb").read_text())
     printed = json.dumps(ran["cells"])
     assert "**preview** (this run)" in printed and "trained here" in printed
+
+
+def test_plots_carry_no_chinese_text_that_their_font_could_not_draw():
+    """Matplotlib's default font has no CJK glyphs: the report's Chinese headings stay in the
+    notebooks' Markdown (which the browser and the site render with CJK fonts), never in a
+    figure's title or labels."""
+    import re
+
+    cjk = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+    for nb in NOTEBOOKS.values():
+        for cell in _cells(nb):
+            if cell["cell_type"] == "code":
+                assert not cjk.search("".join(cell["source"])), nb.file
+    assert not cjk.search((ROOT / "mlp_lib" / "plots.py").read_text())
