@@ -323,8 +323,8 @@ def test_a_default_model_in_training_shows_its_progress_then_its_accuracy(tmp_pa
     loader.start()
     seen = []
     while loader.is_alive():
-        (listed,) = store.listing()
-        seen.append((listed["state"], listed["progress"]))
+        for listed in store.listing():  # (empty until the loader announces the model)
+            seen.append((listed["state"], listed["progress"]))
         time.sleep(0.05)
     loader.join()
     progress = [p for state, p in seen if state == "training" and p is not None]
