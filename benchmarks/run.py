@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.linalg.blas import sgemm
+from numba import njit
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -106,50 +107,62 @@ def torch_per_sample_fn(model, images, labels):
     return train, f"PyTorch {torch.__version__} per-sample SGD (float64)"
 
 
-def per_sample_floor(model, images, labels, steps, schedule):
-    """Where a per-sample step's time goes, for the trained ``model``, over the
-    first ``steps`` images: (a) the first layer's two sparse kernels alone
-    (forward read and in-place update of the rows of the image's nonzero
-    pixels; memory traffic that no rearrangement of the other layers removes),
-    and (b) the engine's whole step on a net of the same depth and activation
-    with 16-unit hidden layers, where the arithmetic is negligible: the cost of
-    the step's Python and numpy/scipy calls. Microseconds per step."""
-    from mlp_lib.per_sample import _sparse_rows, csc_matvecs, csr_matvecs
+@njit
+def _read_modify_write(a, times):
+    for _ in range(times):
+        for j in range(a.size):
+            a[j] += 1e-300
 
-    if csr_matvecs is None:
-        return None
-    ptr, columns, values = _sparse_rows(images[:steps], bias_column=model.layer_sizes[0])
-    first = np.vstack((model.weights[0], model.biases[0][None, :]))
-    flat, (n_rows, width) = first.reshape(-1), first.shape
-    delta = np.full(width, -1e-300)  # a step too small to move the weights
-    with threadpool_limits(1):
-        start = time.perf_counter()
-        for i in range(steps):
-            span = ptr[i : i + 2]
-            z = np.zeros(width)
-            csr_matvecs(1, n_rows, width, span, columns, values, flat, z)
-            csc_matvecs(n_rows, 1, width, span, columns, values, delta, flat)
-        kernels = (time.perf_counter() - start) / steps * 1e6
-    narrow = MLP(
-        [model.layer_sizes[0]] + [16] * (model.n_layers - 1) + [model.layer_sizes[-1]],
-        model.activation,
-        "he",
-        seed=0,
-    )
-    seconds, _ = _timed(
-        lambda: train_per_sample(
-            narrow, images[:steps], labels[:steps], epochs=1, schedule=schedule, progress=False
-        )
-    )
+
+def update_bandwidth(n_bytes, repeats=30):
+    """Bytes per second that one core reads and writes back in a pass over an array of
+    ``n_bytes`` (float64, ``a += c``), the best of ``repeats``: the bandwidth a step's
+    weight traffic meets, for the weights' size (cache-resident as they are)."""
+    a = np.zeros(max(1, n_bytes // 8))
+    _read_modify_write(a, 1)
+    best = min(_timed(_read_modify_write, a, 3)[0] / 3 for _ in range(repeats))
+    return 2 * a.nbytes / best
+
+
+def step_traffic(model, images):
+    """Mean bytes a per-sample step must move through the caches for ``images`` and
+    ``model``'s weights: each weight row it touches is read for the forward pass, and
+    read and written back for the update (layer 1: the rows of the nonzero pixels;
+    later ReLU layers: the rows of active units; sigmoid: every row)."""
+    item = model.dtype.itemsize
+    _, cache = model.forward_cache(images)
+    touched = [(images != 0).sum(axis=1).mean()] + [
+        ((a > 0).sum(axis=1).mean() if model.activation == "relu" else a.shape[1])
+        for a in cache["A"][1:]
+    ]
+    return float(sum(3 * rows * w.shape[1] * item for rows, w in zip(touched, model.weights)))
+
+
+def per_sample_floor(model, images):
+    """The step's floor for trained ``model`` on ``images``: the bytes it must move
+    (``step_traffic``) at the bandwidth measured for arrays of the weights' size."""
+    traffic = step_traffic(model, images)
+    size = sum(w.nbytes + b.nbytes for w, b in zip(model.weights, model.biases))
+    bandwidth = update_bandwidth(size)
     return {
-        "first_layer_kernels_us": kernels,
-        "narrow_net_us": seconds / steps * 1e6,
-        "floor_steps": steps,
+        "traffic_mb": traffic / 1e6,
+        "bandwidth_gbs": bandwidth / 1e9,
+        "floor_us": traffic / bandwidth * 1e6,
     }
+
+
+def _max_diff(params, model):
+    weights, biases = params
+    return max(
+        max(np.abs(w - mw).max(), np.abs(b - mb).max())
+        for w, b, mw, mb in zip(weights, biases, model.weights, model.biases)
+    )
 
 
 def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
     """Part 1; returns, per activation, the figures and the per-round times."""
+    from peers import jax_per_sample, jax_version, numba_per_sample
+
     threads = threads or os.cpu_count() or 1
     thread_options = sorted({1, threads})
     onehot = one_hot(labels)
@@ -161,7 +174,7 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
         n_train = len(images) if whole_rows else steps
         rates = np.asarray(row.schedule.values(epochs * n_train))
         print(f"\n## 1. Per-sample SGD, {row_id} ({activation}, {row.layer_sizes}, float64)")
-        # the same maths: `steps` steps from the same weights
+        # the same maths: `steps` steps from the same weights, for every contender
         ours = start.copy()
         train_per_sample(
             ours, images[:steps], labels[:steps], epochs=1, schedule=row.schedule, progress=False
@@ -169,18 +182,32 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
         theirs = report_weights(start)
         with threadpool_limits(1):
             report_train(theirs, images[:steps], onehot[:steps], rates[:steps], activation)
-        diff = max(np.abs(a - b).max() for a, b in zip(report_weights(ours), theirs))
+        diffs = {"report": max(np.abs(a - b).max() for a, b in zip(report_weights(ours), theirs))}
+        diffs["numba"] = _max_diff(
+            numba_per_sample(start, images[:steps], labels[:steps], rates[:steps]), ours
+        )
         torch_train = torch_per_sample_fn(start, images, labels)
-        torch_diff = None
         if torch_train is not None:
             peer = torch_train[0](rates[:steps].tolist(), steps, 1)
-            torch_diff = max(
-                max(np.abs(w - pw).max(), np.abs(b - pb).max())
-                for (pw, pb), w, b in zip(peer, ours.weights, ours.biases)
-            )
-        times = {"engine": [], "report": [], "torch": [], "kernels": [], "narrow": []}
-        floor_steps = min(3 * steps, n_train)
+            diffs["torch"] = _max_diff(([w for w, _ in peer], [b for _, b in peer]), ours)
+        names = ("engine", "report", "torch", "numba", "jax", "engine_windows")
+        times = {name: [] for name in names}
         best_threads = {"report": [], "torch": []}
+        floors, jax_runs = [], None
+
+        def per_step(run, *args):
+            return _timed(run, *args)[0] / steps * 1e6
+
+        def engine_window(m, lo, r):
+            return train_per_sample(
+                m.copy(),
+                images[lo : lo + steps],
+                labels[lo : lo + steps],
+                epochs=1,
+                schedule=Constant(float(r[0])),
+                progress=False,
+            )
+
         for _ in range(repeats):
             model = start.copy()
             seconds, history = _timed(
@@ -193,38 +220,62 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
                 progress=False,
             )
             times["engine"].append(seconds / history.steps * 1e6)
-            floor = per_sample_floor(model, images, labels, floor_steps, row.schedule)
-            if floor is not None:
-                times["kernels"].append(floor["first_layer_kernels_us"])
-                times["narrow"].append(floor["narrow_net_us"])
-            window = rates[-steps:]
+            floors.append(per_sample_floor(model, images[max(0, n_train - 3000) : n_train]))
+            # windows: the first `steps` images from the initial weights, the last `steps`
+            # from the trained ones (the baselines' cost does not depend on the weights;
+            # the engine's and the numba loop's do)
+            windows = [(start, 0, rates[:steps]), (model, n_train - steps, rates[-steps:])]
+            if jax_runs is None:  # built once; the first call of each compiles
+                jax_runs = [
+                    jax_per_sample(m, images[lo : lo + steps], labels[lo : lo + steps], r)
+                    for m, lo, r in windows
+                ]
+                if jax_runs[0] is not None:
+                    diffs["jax"] = _max_diff(jax_runs[0](), ours)
+                    jax_runs[1]()
+            times["engine_windows"].append(
+                statistics.mean(per_step(engine_window, *w) for w in windows)
+            )
+            times["numba"].append(
+                statistics.mean(
+                    per_step(
+                        numba_per_sample, m, images[lo : lo + steps], labels[lo : lo + steps], r
+                    )
+                    for m, lo, r in windows
+                )
+            )
+            if jax_runs[0] is not None:
+                times["jax"].append(statistics.mean(per_step(run) for run in jax_runs))
             report_round = {}
             for t in thread_options:
                 with threadpool_limits(t):
-                    costs = [
-                        _timed(
+                    report_round[t] = statistics.mean(
+                        per_step(
                             report_train,
                             report_weights(m),
-                            images[:steps],
-                            onehot[:steps],
+                            images[lo : lo + steps],
+                            onehot[lo : lo + steps],
                             r,
                             activation,
-                        )[0]
-                        for m, r in ((start, rates[:steps]), (model, window))
-                    ]
-                report_round[t] = sum(costs) / (2 * steps) * 1e6
+                        )
+                        for m, lo, r in windows
+                    )
             best = min(report_round, key=report_round.get)
             times["report"].append(report_round[best])
             best_threads["report"].append(best)
             if torch_train is not None:
-                torch_round = {}
-                for t in thread_options:
-                    torch_round[t] = (
-                        _timed(torch_train[0], rates[:steps].tolist(), steps, t)[0] / steps * 1e6
-                    )
+                torch_round = {
+                    t: per_step(torch_train[0], rates[:steps].tolist(), steps, t)
+                    for t in thread_options
+                }
                 best = min(torch_round, key=torch_round.get)
                 times["torch"].append(torch_round[best])
                 best_threads["torch"].append(best)
+
+        def ratio(name, against="engine", times=times):
+            return statistics.median(t / e for t, e in zip(times[name], times[against]))
+
+        floor = {key: statistics.median(f[key] for f in floors) for key in floors[0]}
         engine = statistics.median(times["engine"])
         result = {
             "row": row_id,
@@ -233,53 +284,59 @@ def per_sample(images, labels, steps, repeats, whole_rows=True, threads=None):
             "steps_baselines": steps,
             "rounds": repeats,
             "engine_us": engine,
+            "engine_windows_us": statistics.median(times["engine_windows"]),
             "report_us": statistics.median(times["report"]),
-            "speedup_report": statistics.median(
-                r / e for r, e in zip(times["report"], times["engine"])
-            ),
+            "speedup_report": ratio("report"),
             "report_threads": best_threads["report"],
-            "max_diff_report": diff,
+            "max_diff_report": diffs["report"],
+            "numba_us": statistics.median(times["numba"]),
+            "speedup_numba": ratio("numba", "engine_windows"),
+            "max_diff_numba": diffs["numba"],
+            **floor,
+            "distance_to_floor": engine / floor["floor_us"],
             "times": times,
         }
-        if times["kernels"]:
-            result.update(
-                first_layer_kernels_us=statistics.median(times["kernels"]),
-                narrow_net_us=statistics.median(times["narrow"]),
-                floor_steps=floor_steps,
-            )
         if torch_train is not None:
             result.update(
                 torch_name=torch_train[1],
                 torch_us=statistics.median(times["torch"]),
-                speedup_torch=statistics.median(
-                    t / e for t, e in zip(times["torch"], times["engine"])
-                ),
+                speedup_torch=ratio("torch"),
                 torch_threads=best_threads["torch"],
-                max_diff_torch=torch_diff,
+                max_diff_torch=diffs["torch"],
             )
-        print("| implementation | µs/step (median) | speed-up of mlp_lib |\n|---|---|---|")
+        if times["jax"]:
+            result.update(
+                jax_name=f"JAX {jax_version()}",
+                jax_us=statistics.median(times["jax"]),
+                speedup_jax=ratio("jax", "engine_windows"),
+                max_diff_jax=diffs["jax"],
+            )
+        print("| implementation | µs/step (median) | its time / mlp_lib's |\n|---|---|---|")
         print(
             f"| the report's loop ({result['report_threads']} BLAS threads per round) | "
             f"{result['report_us']:.0f} | {result['speedup_report']:.1f}× |"
         )
-        if torch_train is not None:
-            print(
-                f"| {result['torch_name']} ({result['torch_threads']} threads) | "
-                f"{result['torch_us']:.0f} | {result['speedup_torch']:.1f}× |"
-            )
-        else:
-            print("| PyTorch per-sample SGD | skipped (not installed: pip install -e .[bench]) | |")
-        print(f"| mlp_lib.train_per_sample, {epochs * n_train:,} steps | {engine:.0f} | 1.0× |")
-        if "first_layer_kernels_us" in result:
-            print(
-                f"where a step's time goes: layer 1's two sparse kernels alone "
-                f"{result['first_layer_kernels_us']:.0f} µs; the whole step on 16-unit "
-                f"hidden layers (the calls' cost) {result['narrow_net_us']:.0f} µs; "
-                f"20× the report's loop needs ≤ {result['report_us'] / 20:.0f} µs"
-            )
+        for key, name in (
+            ("torch", result.get("torch_name", "PyTorch")),
+            ("jax", result.get("jax_name", "JAX")),
+            ("numba", "hand-written numba loop"),
+        ):
+            if f"{key}_us" in result:
+                print(f"| {name} | {result[key + '_us']:.1f} | {result['speedup_' + key]:.2f}× |")
+            else:
+                print(f"| {name} | skipped (not installed: pip install -e .[bench]) | |")
         print(
-            f"max |weight difference| after {steps} steps from the same weights: report's "
-            f"loop {diff:.1e}" + ("" if torch_diff is None else f", PyTorch {torch_diff:.1e}")
+            f"| mlp_lib.train_per_sample, {epochs * n_train:,} steps | {engine:.1f} | 1.0× "
+            f"(on the windows: {result['engine_windows_us']:.1f} µs) |"
+        )
+        print(
+            f"floor: {result['traffic_mb']:.2f} MB a step at {result['bandwidth_gbs']:.0f} GB/s "
+            f"= {result['floor_us']:.1f} µs; the engine takes {result['distance_to_floor']:.2f}× "
+            f"that"
+        )
+        print(
+            f"max |weight difference| after {steps} steps from the same weights: "
+            + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())
         )
         out[activation] = result
     return out

@@ -1,5 +1,5 @@
 """Plumbing for speed, kept apart from the maths: BLAS products that work in
-place, a cache of zero arrays, and a probe for SciPy's sparse kernels.
+place and a cache of zero arrays.
 
 Nothing here changes a result's meaning; each function computes a plain numpy
 expression (given in its docstring) with fewer copies or fewer passes.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.blas import dgemm, sgemm
 
-__all__ = ["GEMM", "matmul", "add_product", "zeros_like", "sparse_kernels"]
+__all__ = ["GEMM", "matmul", "add_product", "zeros_like"]
 
 GEMM = {np.dtype(np.float32): sgemm, np.dtype(np.float64): dgemm}
 
@@ -83,21 +83,3 @@ def zeros_like(array):
         flat.flags.writeable = False
         _ZEROS[array.dtype] = flat
     return flat[: array.size].reshape(array.shape)
-
-
-def sparse_kernels():
-    """SciPy's compiled ``csr_matvecs`` and ``csc_matvecs`` (the loops behind
-    scipy.sparse's products; a private module), if present and behaving as the
-    per-sample engine expects on a 2×2 example; else ``(None, None)``."""
-    try:
-        from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
-
-        span, column, value = np.array([0, 1]), np.array([1]), np.array([2.0])
-        matrix, row = np.array([[1.0, 1.0], [3.0, 4.0]]), np.zeros(2)
-        csr_matvecs(1, 2, 2, span, column, value, matrix.reshape(-1), row)  # row = 2 m_1
-        csc_matvecs(2, 1, 2, span, column, value, row, matrix.reshape(-1))  # m_1 += 2 row
-    except Exception:  # pragma: no cover - missing or changed: gather rows instead
-        return None, None
-    if row.tolist() == [6.0, 8.0] and matrix.tolist() == [[1.0, 1.0], [15.0, 20.0]]:
-        return csr_matvecs, csc_matvecs
-    return None, None  # pragma: no cover

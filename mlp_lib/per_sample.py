@@ -1,50 +1,46 @@
-r"""The fast per-sample engine: the report's SGD with batch size 1, computed
-exactly but quickly.
+r"""The fast per-sample engine: the report's SGD with batch size 1, compiled.
 
 The algorithm is the one of ``mlp_lib.reference.train_per_sample`` (read that
-first: each of its lines is an equation); ``tests/test_reference.py`` proves the
-two equal to 1e-12 over thousands of steps. This module computes the same
-numbers with fewer bytes moved and fewer calls:
+first: each of its lines is an equation, numbered (1)–(7)); this module is the
+same computation as plain loops compiled by numba, and ``tests/test_reference.py``
+proves the two equal to 1e-12 over thousands of steps. It is faster because it
+moves fewer bytes and makes no calls:
 
-* the bias is the last row of each weight matrix, ``[W; b]``, fed by a
-  constant 1 kept at the end of a preallocated activation buffer (the report's
-  bias trick without a ``concatenate`` per layer; the layouts are listed in
-  ``mlp_lib.model``);
-* only the nonzero pixels touch layer 1: MNIST is about 81% zeros, and the
-  gradient of a weight row whose input is 0 is exactly 0, so those rows are
-  neither read nor written (the input's own gradient is never computed). The
-  image is a sparse row, and SciPy's compiled sparse-times-dense loops (the
-  kernels behind ``scipy.sparse``) read those rows for the forward pass and
-  update them in place, with no copy of the rows in and out;
-* likewise, a ReLU unit whose output is 0 contributes nothing to the next
-  layer, its weight row there does not change and its :math:`\delta` is 0, so
-  a big layer (``GATHER_MIN_SIZE``) whose input is at most half active works on
-  the rows of the active units only (after the first few thousand steps about
-  a quarter of layer 1's units are active);
-* when no unit of such a layer is active (the report's U[0,1) row kills all
-  of layer 1 within a few steps), every :math:`\delta` below it is exactly 0
-  and no weight there can change, so the backward pass stops at that layer;
-* every rank-1 update :math:`[W; b] \mathrel{-}= \eta\, [a, 1]^\top \delta` is one
-  in-place BLAS ``ger`` call, with no outer-product temporary.
+* only the nonzero pixels touch layer 1: MNIST is about 81% zeros, and a weight
+  row whose input is 0 neither adds to :math:`Z_1` nor changes (its gradient
+  :math:`x_p \delta_1` is 0), so it is neither read nor written;
+* likewise a ReLU unit whose output is 0 adds nothing to the next layer, its
+  weight row there does not change and its :math:`\delta` is 0 (relu' = 0): only
+  the rows of active units are touched. When no unit of a layer is active (the
+  report's U[0,1) row kills every unit within a few steps), every :math:`\delta`
+  below is exactly 0 and no weight there can change, so the step ends there;
+* the backward pass and the update are one pass over each weight row: the row
+  is read once for :math:`\delta_{l-1,k} = W_{l,k} \cdot \delta_l` (with the old
+  weights, as the maths requires) and written once,
+  :math:`W_{l,k} \mathrel{-}= \eta\, a_k\, \delta_l`; no gradient is stored.
+
+Results are deterministic by construction: no BLAS call, no ``fastmath`` (the
+compiler may not reorder a sum), no threads. Every sum runs in the order the
+code gives, so the same row trains to the same bits on any CPU the compiler
+targets (tested with ``NUMBA_CPU_NAME=generic`` against the host). The
+kernels are compiled on first use and cached on disk (``cache=True``); a
+read-only installation caches in numba's user folder instead.
 
 Names follow ``mlp_lib.model``: ``z`` is a layer's pre-activation :math:`Z_l`,
 ``a`` its activation :math:`A_l`, ``delta`` :math:`\delta_l = \partial L/\partial Z_l`.
-It differs from the reference only by floating-point rounding order (about
-1e-16 relative per operation).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager
 
+import numba
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
-from threadpoolctl import threadpool_limits
+from numba import njit
+from numba.typed import List
 
-from ._blas import sparse_kernels, zeros_like
-from .functional import ACTIVATIONS
+from .functional import LEAKY_SLOPE
 from .lifecycle import (
     History,
     check_data,
@@ -59,52 +55,239 @@ from .lifecycle import (
 )
 from .model import MLP
 
-__all__ = ["train_per_sample", "SPARSE_FIRST_LAYER", "GATHER_MIN_SIZE"]
+__all__ = ["train_per_sample", "nonzero_pixels"]
 
-csr_matvecs, csc_matvecs = sparse_kernels()
-_max_reduce, _add_reduce = np.maximum.reduce, np.add.reduce
-
-#: Layer 1 of the per-sample engine reads and updates the rows of the nonzero
-#: pixels in place with SciPy's sparse kernels (faster than gathering those
-#: rows, a gemv and a ger on the copy, and writing it back: README, Performance). False, or a SciPy without the kernels: the gather path.
-SPARSE_FIRST_LAYER = csr_matvecs is not None
-
-#: Weight matrices at least this big (entries, bias row included) gather the
-#: rows of their active ReLU inputs in the per-sample engine; smaller ones are
-#: cheaper to use whole (the gather and scatter cost two extra calls).
-GATHER_MIN_SIZE = 65536
+#: The hidden activations the kernel computes, by code (``functional.ACTIVATIONS``).
+_ACTIVATION_CODES = {"relu": 0, "sigmoid": 1, "tanh": 2, "leaky_relu": 3}
 
 
-def _sparse_rows(images, bias_column=None):
-    """CSR view of the images: for row i, ``columns[ptr[i]:ptr[i+1]]`` are the
-    nonzero pixels and ``values[...]`` their intensities. With ``bias_column``,
-    each row ends with that column and the value 1 (the bias input)."""
-    n_rows, n_columns = images.shape
-    nonzero = images != 0
-    flat = np.flatnonzero(nonzero)  # row-major: rows in order
-    extra = 0 if bias_column is None else 1
-    ptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(nonzero.sum(axis=1) + extra, out=ptr[1:])
-    pixel_slots = np.ones(ptr[-1], dtype=bool)
-    if extra:
-        pixel_slots[ptr[1:] - 1] = False  # each row's last slot: the bias
-    columns = np.full(ptr[-1], -1 if bias_column is None else bias_column, dtype=np.int64)
-    values = np.ones(ptr[-1], dtype=images.dtype)
-    columns[pixel_slots] = flat % n_columns
-    values[pixel_slots] = images.reshape(-1)[flat]
-    return ptr, columns, values
+@njit(cache=True, inline="always")
+def _activate(code, v, one, zero, slope):
+    """act(z): relu max(0, z), sigmoid 1 / (1 + e^{-z}), tanh, leaky relu (z or 0.01 z)."""
+    if code == 0:
+        return zero if v < zero else v
+    if code == 1:
+        return one / (one + np.exp(-v))
+    if code == 2:
+        return np.tanh(v)
+    return v if v > zero else v * slope
+
+
+@njit(cache=True, inline="always")
+def _derivative(code, a, one, zero, slope):
+    """act'(z) from the activation a = act(z): relu [a > 0], sigmoid a (1 - a),
+    tanh 1 - a², leaky relu 1 or 0.01."""
+    if code == 0:
+        return one if a > zero else zero
+    if code == 1:
+        return a * (one - a)
+    if code == 2:
+        return one - a * a
+    return one if a > zero else slope
+
+
+@njit(cache=True, inline="always")
+def _dot_and_step(row, delta, scale):
+    """Σ_j row_j δ_j with the row as it was, then row_j += scale · δ_j: one pass.
+
+    The sum keeps four partial sums, j = 0, 4, 8, ... in the first, 1, 5, 9, ...
+    in the second, and so on, added up as (s0 + s1) + (s2 + s3) at the end: an
+    order fixed by this code (so the compiler may run the four side by side in
+    one vector register, and every CPU gets the same bits), not a sequential
+    sum the processor would have to wait on at every element."""
+    zero = row.dtype.type(0)
+    s0 = s1 = s2 = s3 = zero
+    n = row.size
+    j = 0
+    while j + 4 <= n:
+        w0, w1, w2, w3 = row[j], row[j + 1], row[j + 2], row[j + 3]
+        d0, d1, d2, d3 = delta[j], delta[j + 1], delta[j + 2], delta[j + 3]
+        s0 += w0 * d0
+        s1 += w1 * d1
+        s2 += w2 * d2
+        s3 += w3 * d3
+        row[j] = w0 + scale * d0
+        row[j + 1] = w1 + scale * d1
+        row[j + 2] = w2 + scale * d2
+        row[j + 3] = w3 + scale * d3
+        j += 4
+    while j < n:
+        s0 += row[j] * delta[j]
+        row[j] = row[j] + scale * delta[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True, inline="always")
+def _add_rows(z, w, rows, scales, n):
+    """z += Σ_t scales[t] · w[rows[t]] for t < n: four rows a pass, added to z as
+    ((s_0 w_0 + s_1 w_1) + (s_2 w_2 + s_3 w_3)), so z is read and written once per
+    four rows instead of once per row (the order is this code's, on every CPU)."""
+    t = 0
+    while t + 4 <= n:
+        s0, s1, s2, s3 = scales[t], scales[t + 1], scales[t + 2], scales[t + 3]
+        r0, r1, r2, r3 = w[rows[t]], w[rows[t + 1]], w[rows[t + 2]], w[rows[t + 3]]
+        for j in range(z.size):
+            z[j] += (s0 * r0[j] + s1 * r1[j]) + (s2 * r2[j] + s3 * r3[j])
+        t += 4
+    while t < n:
+        s, r = scales[t], w[rows[t]]
+        for j in range(z.size):
+            z[j] += s * r[j]
+        t += 1
+
+
+@njit(cache=True)
+def _steps(
+    weights,
+    biases,
+    z,
+    a,
+    delta,
+    picked_rows,
+    picked_values,
+    code,
+    ptr,
+    pixels,
+    intensities,
+    labels,
+    rates,
+    losses,
+    start,
+    stop,
+    stop_on_nonfinite,
+):
+    """Per-sample SGD steps ``start`` .. ``stop - 1`` on the model's own arrays, in
+    place. ``z[l]``, ``a[l]``, ``delta[l]`` are layer l's buffers (0-based: layer 1
+    is index 0); image i's nonzero pixels are ``pixels[ptr[i]:ptr[i + 1]]`` with
+    values ``intensities[...]``. Returns the step it stopped at: ``stop``, or the
+    step whose loss was not finite (its weights untouched) if ``stop_on_nonfinite``."""
+    n_layers = len(weights)
+    n_samples = labels.size
+    one, zero = rates.dtype.type(1), rates.dtype.type(0)
+    slope = rates.dtype.type(LEAKY_SLOPE)
+    relu = code == 0  # a ReLU unit at 0 is skipped: it adds nothing and learns nothing
+    picked = np.zeros(n_layers, np.int64)  # how many units of each layer are nonzero
+    for step in range(start, stop):
+        i = step % n_samples  # the images in file order, every epoch
+        lr = rates[step]
+        lo, hi = ptr[i], ptr[i + 1]
+
+        # (1) Z_1 = x W_1 + b_1 = b_1 + Σ_p x_p W_1[p], over the image's nonzero pixels p
+        z1, w1 = z[0], weights[0]
+        z1[:] = biases[0]
+        _add_rows(z1, w1, pixels[lo:hi], intensities[lo:hi], hi - lo)
+        for layer in range(1, n_layers):
+            z_in, a_in, z_out, w = z[layer - 1], a[layer - 1], z[layer], weights[layer]
+            rows, values = picked_rows[layer - 1], picked_values[layer - 1]
+            # (2) A_l = act(Z_l), and the units k with A_l[k] != 0 (a unit at 0 adds 0)
+            n = 0
+            for k in range(a_in.size):
+                a_k = _activate(code, z_in[k], one, zero, slope)
+                a_in[k] = a_k
+                if a_k != 0:
+                    rows[n], values[n] = k, a_k
+                    n += 1
+            picked[layer - 1] = n
+            # (1) Z_{l+1} = A_l W_{l+1} + b_{l+1} = b + Σ_k A_l[k] W_{l+1}[k]
+            z_out[:] = biases[layer]
+            _add_rows(z_out, w, rows, values, n)
+
+        # (3) L = -ln softmax(Z_L)_y = ln Σ_j e^{z_j - m} + m - z_y, with m = max_j z_j
+        z_last, d_last = z[n_layers - 1], delta[n_layers - 1]
+        label = labels[i]
+        top = z_last.max()
+        total = 0.0
+        for j in range(z_last.size):
+            d_last[j] = np.exp(z_last[j] - top)
+            total += d_last[j]
+        loss = np.log(total) + top - z_last[label]
+        losses[step] = loss
+        if stop_on_nonfinite and not np.isfinite(loss):
+            return step
+
+        # (4) δ_L = ∂L/∂Z_L = ŷ - y
+        for j in range(d_last.size):
+            d_last[j] /= total
+        d_last[label] -= 1
+
+        # (5)-(7), fused: for each input unit k of layer l, with the weights before
+        # this step, δ_{l-1}[k] = (W_l[k] · δ_l) act'(a_k), then W_l[k] -= η a_k δ_l;
+        # b_l -= η δ_l. An inactive ReLU unit: δ = 0, and its row stays (η 0 δ = 0).
+        reaches_first = True
+        for layer in range(n_layers - 1, 0, -1):
+            w, d, a_in, d_in = weights[layer], delta[layer], a[layer - 1], delta[layer - 1]
+            if relu:  # the active units only (relu' = 1 there); δ = 0 at the others
+                rows, values, n = (
+                    picked_rows[layer - 1],
+                    picked_values[layer - 1],
+                    picked[layer - 1],
+                )
+                d_in[:] = 0
+                for t in range(n):
+                    k = rows[t]
+                    d_in[k] = _dot_and_step(w[k], d, -lr * values[t])  # δ_l W_lᵀ at unit k
+            else:
+                n = a_in.size
+                for k in range(n):
+                    a_k = a_in[k]
+                    back = _dot_and_step(w[k], d, -lr * a_k)  # δ_l W_lᵀ at unit k
+                    d_in[k] = back * _derivative(code, a_k, one, zero, slope)  # ⊙ act'(z)
+            b = biases[layer]
+            for j in range(b.size):
+                b[j] -= lr * d[j]
+            if n == 0:  # no active unit: δ = 0 below, so no weight there changes (W - η·0 = W)
+                reaches_first = False
+                break
+        if reaches_first:
+            # (6)-(7) for layer 1: W_1[p] -= η x_p δ_1 for the nonzero pixels p; b_1 -= η δ_1
+            d1, b1 = delta[0], biases[0]
+            for t in range(lo, hi):
+                scale, row = -lr * intensities[t], w1[pixels[t]]
+                for j in range(d1.size):
+                    row[j] += scale * d1[j]
+            for j in range(b1.size):
+                b1[j] -= lr * d1[j]
+    return stop
 
 
 @contextmanager
-def _write_back(augmented, model):
-    """Copy the trainer's ``[W; b]`` matrices into the model's own arrays (in
-    place, so references stay valid) however the loop ends."""
+def _lanes_in_vector_registers():
+    """Compile with LLVM's SLP vectorizer on (numba leaves it off by default): it packs
+    ``_dot_and_step``'s four lanes into one vector register. Vectorizing this way
+    reorders nothing, so the bits stay those of the code's order. Only the first
+    call per dtype compiles (or loads the on-disk cache) under this setting."""
+    before = numba.config.SLP_VECTORIZE
+    numba.config.SLP_VECTORIZE = 1
     try:
         yield
     finally:
-        for matrix, weights, bias in zip(augmented, model.weights, model.biases):
-            weights[...] = matrix[:-1]
-            bias[...] = matrix[-1]
+        numba.config.SLP_VECTORIZE = before
+
+
+def nonzero_pixels(images):
+    """The images as sparse rows: image i's nonzero pixels are
+    ``pixels[ptr[i]:ptr[i+1]]`` (in increasing order) with the values
+    ``intensities[...]``."""
+    nonzero = images != 0
+    ptr = np.zeros(len(images) + 1, dtype=np.int64)
+    np.cumsum(nonzero.sum(axis=1), out=ptr[1:])
+    rows, pixels = np.nonzero(nonzero)
+    return ptr, pixels.astype(np.int64), np.ascontiguousarray(images[rows, pixels])
+
+
+@contextmanager
+def _contiguous(model):
+    """The model's weights and biases as C-ordered arrays the kernel can update in
+    place: the model's own arrays when they are (nearly always), else copies that are
+    written back however the loop ends."""
+    arrays = [np.ascontiguousarray(p) for p in model.weights + model.biases]
+    try:
+        yield arrays[: model.n_layers], arrays[model.n_layers :]
+    finally:
+        for mine, theirs in zip(arrays, model.weights + model.biases):
+            if mine is not theirs:
+                theirs[...] = mine
 
 
 def train_per_sample(
@@ -121,13 +304,14 @@ def train_per_sample(
 ):
     """The report's training, fast: SGD with batch size 1 in the given order.
 
-    Same results as ``mlp_lib.reference.train_per_sample`` (up to rounding),
-    about two orders of magnitude faster.
+    Same results as ``mlp_lib.reference.train_per_sample`` (up to rounding; the
+    same bits on any CPU), compiled (numba).
 
     Parameters
     ----------
     model : MLP
-        Trained in place.
+        Trained in place (float32 or float64; any activation of
+        ``functional.ACTIVATIONS``).
     images : array (N, n_input); labels : int array (N,)
         Training data, used in this order every epoch (no shuffling).
     epochs : int, default 3
@@ -156,170 +340,80 @@ def train_per_sample(
     """
     images, labels = check_data(model, images, labels)
     check_divergence_mode(on_divergence)
+    if model.activation not in _ACTIVATION_CODES:
+        raise ValueError(f"the per-sample engine has no kernel for {model.activation!r}")
     epochs, schedule, record_every, start, past, fingerprint = settings(
         "per-sample", images, labels, resume, epochs, schedule, record_every, 3, 0.01
     )
-    n_samples = len(images)
+    n_samples, dtype = len(images), model.dtype
     total = epochs * n_samples
-    rate_list = np.asarray(schedule.values(total), dtype=np.float64).tolist()
-    label_list = labels.tolist()  # Python ints and floats: cheaper in the loop
-
-    # The report's bias trick without its concatenations: each layer's bias is
-    # an extra last row of its weight matrix, fed by a constant 1 that sits at
-    # the end of a preallocated activation buffer (and at the end of every
-    # image's list of nonzero pixels). One gemv then gives A W + b and one ger
-    # updates both W and b.
-    ptr, columns, values = _sparse_rows(images, bias_column=model.layer_sizes[0])
-    augmented = [np.vstack((w, b[None, :])) for w, b in zip(model.weights, model.biases)]
-    buffers = [None] + [np.ones(n + 1, model.dtype) for n in model.layer_sizes[1:-1]]
-    # layer 1 in place: [W_1; b_1] as a flat array for the sparse kernels
-    sparse_first = SPARSE_FIRST_LAYER
-    first_matrix, first_flat = augmented[0], augmented[0].reshape(-1)
-    n_first_rows, n_first_units = first_matrix.shape
-    ger = get_blas_funcs("ger", (augmented[0],))
-    # views made once, not per step: [A_l, 1] buffers, their A_l parts, W_l
-    # without its bias row, and the Fortran-ordered transposes ger updates
-    activations = [None] + [buffer[:-1] for buffer in buffers[1:]]
-    zeros = [None] + [zeros_like(a) for a in activations[1:]]  # for ReLU's maximum
-    weights_only = [matrix[:-1] for matrix in augmented]
-    transposed = [matrix.T for matrix in augmented]
-    sigmoid_hidden = model.activation == "sigmoid"
-    relu_hidden = model.activation == "relu"
-    act, act_grad = ACTIVATIONS[model.activation]  # other activations: the generic path
-    # ReLU zeroes units exactly, and a unit with A = 0 adds nothing to the next
-    # layer's Z = A W + b, leaves its weight row unchanged (η · 0 · δ) and gets
-    # δ = 0 (relu' = 0): like layer 1's blank pixels, its row need not be
-    # touched. After a few thousand steps about 75% of layer 1's units are 0,
-    # so a big layer whose input is at most half active works on a gathered
-    # block of the active rows: fewer bytes moved, which is what a step costs.
-    gather_layer = [
-        relu_hidden and layer > 0 and matrix.size >= GATHER_MIN_SIZE
-        for layer, matrix in enumerate(augmented)
-    ]
-    gathered = [None] * len(augmented)
-    n_layers, dtype = model.n_layers, model.dtype
+    rates = np.asarray(schedule.values(total), dtype=dtype)
+    ptr, pixels, intensities = nonzero_pixels(images)
+    code = _ACTIVATION_CODES[model.activation]
+    sizes = model.layer_sizes[1:]
+    z = List([np.zeros(n, dtype) for n in sizes])  # Z_l, A_l, δ_l of each layer
+    a = List([np.zeros(n, dtype) for n in sizes[:-1]])
+    picked_rows = List([np.zeros(n, np.int64) for n in sizes[:-1]])  # a layer's nonzero units
+    picked_values = List([np.zeros(n, dtype) for n in sizes[:-1]])
+    delta = List([np.zeros(n, dtype) for n in sizes])
+    labels = labels.astype(np.int64)
+    stop_on_nonfinite = on_divergence != "continue"
 
     losses = np.empty(total)
     losses[:start] = past
     history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
     bar = progress_bar(progress, total, "per-sample SGD", initial=start)
     try:
-        # one BLAS thread: each call is far too small to gain from more, and
-        # thread hand-offs cost more than the work (two threads make a step slower)
-        # over="ignore": σ's e^{-z} = inf gives σ = 0, as it should (entering
-        # errstate once, not once per layer and step, saves microseconds a step)
         with (
             sigint_flag() as interrupt,
-            threadpool_limits(1),
-            np.errstate(over="ignore"),
             closing(bar, history, losses, time.perf_counter()),
-            _write_back(augmented, model),
+            _contiguous(model) as (weights, biases),
         ):
-            for step in range(start, total):
+            weights, biases = List(weights), List(biases)
+            arguments = (
+                weights,
+                biases,
+                z,
+                a,
+                delta,
+                picked_rows,
+                picked_values,
+                code,
+                ptr,
+                pixels,
+                intensities,
+                labels,
+                rates,
+                losses,
+            )
+            with _lanes_in_vector_registers():  # no step: compiles, or loads the cache
+                _steps(*arguments, start, start, stop_on_nonfinite)
+            step = start
+            while step < total:  # blocks of record_every steps; Ctrl-C is seen between them
                 if interrupt[0]:
                     raise KeyboardInterrupt
-                lr = rate_list[step]
-                i = step % n_samples
-                # ---- forward: Z_l = A_{l-1} W_l + b_l, A_l = act(Z_l)
-                image_span = ptr[i : i + 2]  # where image i's pixels are listed
-                if sparse_first:  # Z_1 = Σ_p x_p [W_1; b_1]_p over x's nonzero pixels p
-                    z = np.zeros(n_first_units, dtype)
-                    csr_matvecs(
-                        1, n_first_rows, n_first_units, image_span, columns, values, first_flat, z
-                    )
-                else:  # the same on a copy of those rows
-                    lo, hi = image_span.tolist()
-                    pixels, intensities = columns[lo:hi], values[lo:hi]
-                    first_rows = first_matrix[pixels]
-                    z = intensities @ first_rows
-                for layer in range(1, n_layers):
-                    a = activations[layer]  # [A_l, 1]: write A_l in place
-                    if sigmoid_hidden:  # σ(z) = 1 / (1 + e^{-z})
-                        np.negative(z, out=a)
-                        np.exp(a, out=a)
-                        a += 1
-                        np.reciprocal(a, out=a)
-                    elif relu_hidden:  # max(0, z)
-                        np.maximum(z, zeros[layer], out=a)
-                    else:
-                        a[...] = act(z)
-                    buffer = buffers[layer]
-                    if gather_layer[layer]:
-                        active = buffer.nonzero()[0]  # active units, and the bias's 1
-                        if 2 * len(active) <= len(buffer):  # (take: a faster row gather)
-                            inputs, block = buffer[active], augmented[layer].take(active, 0)
-                            gathered[layer] = (active, inputs, block)
-                            z = inputs @ block  # the zero rows add nothing
-                            continue
-                        gathered[layer] = None
-                    z = buffer @ augmented[layer]
-                # ---- loss: -ln softmax(z)_y = ln Σ e^{z_j - m} + m - z_y
-                label = label_list[i]
-                top = _max_reduce(z)  # z.max() and .sum() without
-                exps = np.exp(z - top)  # their Python wrappers
-                total_exp = _add_reduce(exps)
-                loss = math.log(total_exp) + top - z[label]
-                losses[step] = loss
-                if not math.isfinite(loss):
+                block_end = min(total, (step // record_every + 1) * record_every)
+                reached = _steps(*arguments, step, block_end, stop_on_nonfinite)
+                history.steps = reached
+                if reached < block_end:  # a loss that is not finite, before its update
+                    i = reached % n_samples
                     diverged(
                         history,
-                        step,
-                        lr,
+                        reached,
+                        float(rates[reached]),
                         on_divergence,
                         model,
                         images[i],
-                        [(m[:-1], m[-1]) for m in augmented],
+                        list(zip(weights, biases)),
                     )
-                    if on_divergence == "stop":
-                        break
-                # ---- backward: δ_L = ŷ - y; grads from the weights before update
-                delta = exps
-                delta /= total_exp
-                delta[label] -= 1
-                for layer in range(n_layers - 1, 0, -1):
-                    if gathered[layer] is not None:  # only the active units' rows
-                        active, inputs, block = gathered[layer]
-                        delta_active = block[:-1] @ delta  # relu' = 1 on them
-                        ger(-lr, delta, inputs, a=block.T, overwrite_a=1)
-                        augmented[layer][active] = block
-                        if len(active) == 1:  # no unit active, only the bias: δ = 0 below,
-                            break  # so no weight below changes (W + 0 = W)
-                        delta = np.zeros(len(activations[layer]), dtype)  # relu' = 0 elsewhere
-                        delta[active[:-1]] = delta_active
-                        continue
-                    below = buffers[layer]  # [A_{l-1}, 1]
-                    delta_below = weights_only[layer] @ delta  # δ_l W_lᵀ
-                    ger(
-                        -lr, delta, below, a=transposed[layer], overwrite_a=1
-                    )  # [W; b] -= η [a, 1]ᵀ δ
-                    a = activations[layer]
-                    if sigmoid_hidden:  # ⊙ σ'(z) = a (1 - a)
-                        delta_below *= a
-                        delta_below *= 1 - a
-                    elif relu_hidden:  # ⊙ relu'(z) = [a > 0]
-                        delta_below *= a > 0
-                    else:
-                        delta_below *= act_grad(a)
-                    delta = delta_below
-                else:  # (skipped after a break: δ_1 = 0)
-                    if sparse_first:  # [W_1; b_1]_p += x_p (-η δ_1) for x's nonzero pixels p
-                        delta *= -lr
-                        csc_matvecs(
-                            n_first_rows,
-                            1,
-                            n_first_units,
-                            image_span,
-                            columns,
-                            values,
-                            delta,
-                            first_flat,
-                        )
-                    else:
-                        ger(-lr, delta, intensities, a=first_rows.T, overwrite_a=1)
-                        first_matrix[pixels] = first_rows
-                history.steps = step + 1
-                if history.steps % record_every == 0:
+                    break
+                if not stop_on_nonfinite:
+                    bad = ~np.isfinite(losses[step:reached])
+                    if bad.any():
+                        history.diverged_at = step + int(np.flatnonzero(bad)[-1])
+                if reached % record_every == 0:
                     bar.update(record_every)
+                step = reached
     except KeyboardInterrupt:
         state = interrupted_state(
             "per-sample", history, epochs, schedule, record_every, fingerprint

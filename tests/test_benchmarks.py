@@ -24,11 +24,15 @@ def test_per_sample_part_is_exact_for_both_activations(mnist_train, capsys):
         assert figures["max_diff_report"] <= 1e-12
         assert figures["report_us"] > 0 and figures["engine_us"] > 0
         assert figures["speedup_report"] == figures["report_us"] / figures["engine_us"]
-        # where the time goes: both parts measured
-        assert 0 < figures["first_layer_kernels_us"] and 0 < figures["narrow_net_us"]
-        assert figures["floor_steps"] == 60
-        if "torch_us" in figures:
-            assert figures["max_diff_torch"] <= 1e-12
+        # the floor: bytes a step moves at the measured bandwidth, and the distance to it
+        assert figures["floor_us"] == pytest.approx(
+            figures["traffic_mb"] * 1e6 / (figures["bandwidth_gbs"] * 1e9) * 1e6
+        )
+        assert figures["distance_to_floor"] == figures["engine_us"] / figures["floor_us"]
+        assert figures["max_diff_numba"] <= 1e-12 and figures["numba_us"] > 0
+        for peer in ("torch", "jax"):  # optional peers, each checked before it is timed
+            if f"{peer}_us" in figures:
+                assert figures[f"max_diff_{peer}"] <= 1e-12
     assert "max |weight difference| after 60 steps" in capsys.readouterr().out
 
 
@@ -99,21 +103,19 @@ def test_serve_latency_part_answers_every_request(capsys):
     assert "p95" in capsys.readouterr().out
 
 
-def test_floor_kernels_leave_the_weights_and_time_the_narrow_net(mnist_train):
-    """The floor measurement times the first-layer kernels on a copy of the
-    trained weights (the model passed in is left as it was) and reports both
-    parts for the number of images asked."""
-    from mlp_lib import MLP, Constant
+def test_step_traffic_counts_the_rows_a_step_touches(mnist_train):
+    """Layer 1: three passes (forward read, update read and write) over the rows of
+    the nonzero pixels; a ReLU layer: over its active inputs' rows; sigmoid: all."""
+    from mlp_lib import MLP
 
-    images, labels = mnist_train
-    model = MLP([784, 64, 32, 10], "sigmoid", "normal", seed=0)
-    before = [w.copy() for w in model.weights + model.biases]
-    floor = bench.per_sample_floor(model, images, labels, 50, Constant(0.01))
-    if floor is None:
-        pytest.skip("SciPy without the sparse kernels")
-    assert all(np.array_equal(a, b) for a, b in zip(before, model.weights + model.biases))
-    assert floor["floor_steps"] == 50
-    assert floor["first_layer_kernels_us"] > 0 and floor["narrow_net_us"] > 0
+    images = mnist_train[0][:20]
+    nonzero = (images != 0).sum(axis=1).mean()
+    sigmoid = MLP([784, 16, 10], "sigmoid", "normal", seed=0)
+    assert bench.step_traffic(sigmoid, images) == pytest.approx(3 * 8 * (nonzero * 16 + 16 * 10))
+    relu = MLP([784, 16, 10], "relu", "he", seed=0)
+    relu.biases[0][:] = -1e9  # every hidden unit off
+    assert bench.step_traffic(relu, images) == pytest.approx(3 * 8 * nonzero * 16)
+    assert bench.update_bandwidth(1 << 20, repeats=2) > 1e8
 
 
 def test_ab_tool_finds_the_committed_engine_identical_to_itself(capsys):

@@ -144,3 +144,43 @@ def test_the_wheel_carries_the_serve_page(installed):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["app.js", "index.html", "style.css"]
+
+
+def test_a_read_only_installation_trains_and_caches_its_kernels_elsewhere(installed, tmp_path):
+    """The compiled engine caches its kernels beside its source; where that folder
+    cannot be written (a system-wide install), numba caches in the user's folder and
+    training works the same, twice (the second time from that cache)."""
+    python, work = installed
+    where = _run(
+        [python, "-c", "import mlp_lib, pathlib; print(pathlib.Path(mlp_lib.__file__).parent)"],
+        cwd=work,
+    ).stdout.strip()
+    package = Path(where)
+    modes = {p: p.stat().st_mode for p in [package, *package.rglob("*")]}
+    try:
+        for path in modes:
+            path.chmod(modes[path] & ~0o222)
+        code = (
+            "import numpy as np, mlp_lib.per_sample as ps; from mlp_lib import MLP; "
+            "m = MLP([784, 32, 10], seed=0); x = np.random.default_rng(0).random((300, 784)); "
+            "ps.train_per_sample(m, x, np.arange(300) % 10, epochs=1, progress=False); "
+            "print(ps._steps.stats.cache_hits.total() if hasattr(ps._steps.stats.cache_hits, "
+            "'total') else sum(ps._steps.stats.cache_hits.values()), float(m.weights[0].sum()))"
+        )
+        runs = [
+            _run(
+                [python, "-c", code],
+                cwd=work,
+                HOME=str(tmp_path),
+                XDG_CACHE_HOME="",
+                NUMBA_CACHE_DIR="",
+            )
+            for _ in range(2)
+        ]
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    (first_hits, first_sum), (second_hits, second_sum) = (r.stdout.split() for r in runs)
+    assert first_sum == second_sum and int(second_hits) >= 1

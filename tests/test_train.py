@@ -78,62 +78,17 @@ def test_per_sample_trainer_equals_the_spec_loop(mnist_train, activation, init, 
     assert np.abs(model.weights[1] - untrained.weights[1]).max() > 1e-4
 
 
-def test_first_layer_uses_scipys_sparse_kernels():
-    """The fast layer-1 path is on with the SciPy this project installs (a SciPy
-    without the private kernels would silently fall back to the slower path)."""
-    import mlp_lib.per_sample
-
-    assert mlp_lib.per_sample.SPARSE_FIRST_LAYER
-
-
-def test_sparse_kernels_that_misbehave_or_are_missing_are_not_used(monkeypatch):
-    import sys
-    import types
-
-    import mlp_lib._blas
-
-    fake = types.ModuleType("scipy.sparse._sparsetools")
-    fake.csr_matvecs = fake.csc_matvecs = lambda *args: None  # computes nothing
-    monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", fake)
-    assert mlp_lib._blas.sparse_kernels() == (None, None)
-    monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", None)  # ImportError
-    assert mlp_lib._blas.sparse_kernels() == (None, None)
-
-
-@pytest.mark.parametrize("activation, init", [("relu", "he"), ("sigmoid", "normal")])
-def test_gather_fallback_for_layer_one_equals_the_spec_loop(
-    mnist_train, monkeypatch, activation, init
-):
-    """Without SciPy's sparse kernels layer 1 gathers its rows: same result."""
-    import mlp_lib.per_sample
-
-    monkeypatch.setattr(mlp_lib.per_sample, "SPARSE_FIRST_LAYER", False)
-    images, labels = mnist_train
-    model = MLP([784, 64, 32, 10], activation, init, seed=5)
-    expected = spec_loop(model.copy(), images[:200], labels[:200], [0.02] * 200)
-    train_per_sample(
-        model, images[:200], labels[:200], epochs=1, schedule=Constant(0.02), progress=False
-    )
-    got = [np.concatenate((b[:, None], w.T), axis=1) for w, b in zip(model.weights, model.biases)]
-    assert max(np.abs(g - e).max() for g, e in zip(got, expected)) < 1e-12
-    untrained = MLP([784, 64, 32, 10], activation, init, seed=5)
-    assert np.abs(model.weights[0] - untrained.weights[0]).max() > 1e-4
-
-
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
-def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, monkeypatch, dtype, tolerance):
-    """Big ReLU layers work on the rows of their active inputs only (the rows of
-    zero inputs would change by exactly 0): same weights as the spec loop, with
-    every layer gathering and most units off; the dtype is kept."""
-    import mlp_lib.per_sample
-
-    monkeypatch.setattr(mlp_lib.per_sample, "GATHER_MIN_SIZE", 0)
+def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, dtype, tolerance):
+    """ReLU layers work on the rows of their active inputs only (the rows of zero
+    inputs would change by exactly 0): same weights as the spec loop with most
+    units off; the dtype is kept."""
     images, labels = mnist_train
     model = MLP([784, 64, 48, 32, 10], "relu", "he", seed=3, dtype=dtype)
     for bias in model.biases[:-1]:
         bias -= 0.15  # switch most units off
     _, cache = model.forward_cache(images[:300])
-    assert all(np.mean(a > 0) < 0.5 for a in cache["A_undropped"][1:])  # the gathered path
+    assert all(np.mean(a > 0) < 0.5 for a in cache["A_undropped"][1:])  # most rows skipped
     reference = model.copy()
     reference.weights = [w.astype(np.float64) for w in reference.weights]
     reference.biases = [b.astype(np.float64) for b in reference.biases]
@@ -148,27 +103,20 @@ def test_relu_rows_of_inactive_units_skipped_exactly(mnist_train, monkeypatch, d
     assert np.abs(moved.weights[1] - model.weights[1]).max() > 1e-4
 
 
-def test_a_layer_with_no_active_unit_stops_backprop_exactly(mnist_train, monkeypatch):
+def test_a_layer_with_no_active_unit_stops_backprop_exactly(mnist_train):
     """The report's U[0,1) init kills every unit of layer 1 after a few steps;
-    the engine then skips the backward pass below that layer (delta is exactly
-    0 there, so W + 0 = W) and still equals the reference trainer to 1e-12
+    the engine then ends each step's backward pass at that layer (delta is exactly
+    0 below, so W + 0 = W) and still equals the reference trainer to 1e-12
     (relative: the first steps blow the weights up to ~5e6)."""
-    import mlp_lib.per_sample
     from mlp_lib import reference
 
-    calls = []
-    kernel = mlp_lib.per_sample.csc_matvecs
-    if kernel is None:
-        pytest.skip("SciPy without the sparse kernels")
-    monkeypatch.setattr(
-        mlp_lib.per_sample, "csc_matvecs", lambda *args: (calls.append(1), kernel(*args))[1]
-    )
     images, labels = mnist_train[0][:1500], mnist_train[1][:1500]
     start = MLP([784, 512, 256, 64, 10], "relu", "uniform", seed=0)
     fast, slow = start.copy(), start.copy()
     train_per_sample(fast, images, labels, epochs=1, progress=False)
     reference.train_per_sample(slow, images, labels, epochs=1)
-    assert 0 < len(calls) < 100  # the skip was taken on most steps
+    _, cache = fast.forward_cache(images)
+    assert not cache["A"][1].any()  # layer 1 is dead on every image: the early end is taken
     # the first steps blow the weights up to ~5e6, so agreement is relative
     diff = max(
         np.abs(a - b).max() / max(1.0, np.abs(b).max())
