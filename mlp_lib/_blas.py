@@ -1,69 +1,35 @@
-"""Plumbing for speed, kept apart from the maths: BLAS products that work in
-place and a cache of zero arrays.
+"""Plumbing for speed, kept apart from the maths: the matrix products of the
+mini-batch trainer and a cache of zero arrays.
 
 Nothing here changes a result's meaning; each function computes a plain numpy
-expression (given in its docstring) with fewer copies or fewer passes.
+expression (given in its docstring).
 
-Why scipy's BLAS and not numpy's ``@``: gemm adds a product into an existing
-matrix in place (C <- beta C + alpha A B), so the SGD update
-W <- W + A^T(-eta Delta) needs no weight-sized temporary and no separate pass
-over the weights. And numpy and scipy each bundle their own OpenBLAS, whose
-idle threads spin: a training loop that calls both makes the two thread pools
-fight over the cores (an epoch became many times slower), so the
-mini-batch loop uses one of them only.
+Every product goes through numpy's ``@`` and so through one OpenBLAS, numpy's:
+a training loop that called both numpy's and scipy's (each wheel bundles its
+own) would make their two thread pools fight over the cores (an epoch became
+many times slower). numpy's was also the faster of the two for this net's
+products when measured (one thread, the wheels of pyproject.toml's newest
+versions), and a temporary product added into the weights in place cost no
+more than gemm's in-place form; ``benchmarks/run.py`` times an epoch of them.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg.blas import dgemm, sgemm
 
-__all__ = ["GEMM", "matmul", "add_product", "zeros_like"]
-
-GEMM = {np.dtype(np.float32): sgemm, np.dtype(np.float64): dgemm}
-
-
-def _operand(matrix, transposed):
-    """A Fortran-ordered array and gemm's ``trans`` flag that together stand for
-    ``matrix.T`` (``transposed``) or ``matrix``, without copying when ``matrix``
-    is C- or Fortran-contiguous (BLAS is column-major; numpy is row-major)."""
-    if not (matrix.flags.c_contiguous or matrix.flags.f_contiguous):
-        matrix = np.ascontiguousarray(matrix)
-    if matrix.flags.f_contiguous:
-        return matrix, int(transposed)
-    return matrix.T, int(not transposed)
-
-
-def _blas_ok(*arrays):
-    """gemm applies: 2-D, non-empty, one float dtype."""
-    dtype = arrays[0].dtype
-    return dtype in GEMM and all(a.ndim == 2 and a.size and a.dtype == dtype for a in arrays)
+__all__ = ["matmul", "add_product", "zeros_like"]
 
 
 def matmul(left, right):
-    r"""``left @ right`` by gemm, as :math:`(L R)^\top = R^\top L^\top` in
-    column-major terms, so C-ordered inputs give a C-ordered result, no copies."""
-    if not _blas_ok(left, right):
-        return left @ right
-    a, trans_a = _operand(right, True)
-    b, trans_b = _operand(left, True)
-    return GEMM[left.dtype](1.0, a, b, trans_a=trans_a, trans_b=trans_b).T
+    """``left @ right``."""
+    return left @ right
 
 
 def add_product(weights, inputs, step, keep=1.0):
-    r""":math:`W \leftarrow \beta W + A^\top S` in place (``keep`` is :math:`\beta`),
-    in one gemm call: the matrix ``weights`` (C-ordered) is gemm's ``C``."""
-    if not (_blas_ok(weights, inputs, step) and weights.flags.c_contiguous):
-        if keep != 1:
-            weights *= keep
-        weights += matmul(inputs.T, step)
-        return
-    # Wᵀ ← β Wᵀ + Sᵀ A, with Wᵀ the Fortran-ordered view of the C-ordered W
-    a, trans_a = _operand(step, True)
-    b, trans_b = _operand(inputs, False)
-    GEMM[weights.dtype](
-        1.0, a, b, beta=keep, c=weights.T, trans_a=trans_a, trans_b=trans_b, overwrite_c=1
-    )
+    r""":math:`W \leftarrow \beta W + A^\top S` in place (``keep`` is :math:`\beta`)."""
+    if keep != 1:
+        weights *= keep
+    weights += inputs.T @ step
 
 
 _ZEROS = {}

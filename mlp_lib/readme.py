@@ -96,68 +96,100 @@ def render_beyond():
     return "\n".join(lines)
 
 
+def _per_sample_lines(activation, r):
+    lines = [
+        f"**Per-sample SGD, `{r['row']}` ({activation}), float64.** mlp_lib over the "
+        f"whole row ({r['steps_engine']:,} steps) and on the peers' windows; the peers over "
+        f"{r['steps_baselines']:,}-step windows from the initial and from the trained "
+        f"weights; the report's loop and PyTorch each with the faster of 1 and all BLAS "
+        f"threads; medians of {r['rounds']} rounds.",
+        "",
+        "| implementation | µs/step | its time / mlp_lib's |",
+        "|---|---|---|",
+        f"| the report's loop, as the report writes it | {r['report_us']:,.0f} | "
+        f"{r['speedup_report']:.1f}× |",
+    ]
+    if "torch_us" in r:
+        lines.append(
+            f"| {r['torch_name']}, `nn.Linear` + `optim.SGD`, batch 1 | "
+            f"{r['torch_us']:,.0f} | {r['speedup_torch']:.1f}× |"
+        )
+    if "jax_us" in r:
+        lines.append(
+            f"| {r['jax_name']}, the window as one jitted `lax.scan` (`jax.grad`) | "
+            f"{r['jax_us']:,.1f} | {r['speedup_jax']:.2f}× (windows) |"
+        )
+    if "numba_us" in r:
+        lines.append(
+            f"| a hand-written numba loop with the same sparsity tricks "
+            f"(`benchmarks/peers.py`) | {r['numba_us']:,.1f} | {r['speedup_numba']:.2f}× "
+            f"(windows) |"
+        )
+    lines += [
+        f"| `mlp_lib.train_per_sample` | {r['engine_us']:,.1f} (windows: "
+        f"{r.get('engine_windows_us', r['engine_us']):,.1f}) | 1.0× |",
+        "",
+    ]
+    if "floor_us" in r:
+        lines += [
+            f"The floor: a step of the trained net moves {r['traffic_mb']:.2f} MB through "
+            f"the caches (each weight row it touches read, and read and written back), "
+            f"{r['floor_us']:.1f} µs at the {r['bandwidth_gbs']:.0f} GB/s measured for an "
+            f"array of the weights' size; the engine takes {r['distance_to_floor']:.2f}× "
+            f"that.",
+            "",
+        ]
+    diffs = [
+        ("the report's loop", "max_diff_report"),
+        ("PyTorch", "max_diff_torch"),
+        ("JAX", "max_diff_jax"),
+        ("the numba loop", "max_diff_numba"),
+    ]
+    shown = ", ".join(f"{r[key]:.1e} against {name}" for name, key in diffs if key in r)
+    lines += [
+        f"Max \\|weight difference\\| after {r['steps_baselines']:,} steps from the "
+        f"same weights: {shown}.",
+        "",
+    ]
+    return lines
+
+
+def _minibatch_lines(label, mb):
+    lines = [
+        f"**Mini-batch SGD, {label}**: batch 128, 784-512-256-64-10 ReLU, float32, one "
+        f"epoch, {mb['threads']} BLAS thread(s), the process pinned to {mb.get('cores', '?')} "
+        f"core(s); matmul peak {mb['peak']:.0f} GFLOP/s (median); "
+        f"{mb['gflop_per_epoch']:.1f} GFLOP per epoch.",
+        "",
+        "| implementation | s/epoch | CPU s/epoch | its time / mlp_lib's | GFLOP/s | % of peak |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in mb.items():
+        if isinstance(r, dict):
+            cpu = f"{r['cpu_seconds']:.2f}" if "cpu_seconds" in r else "—"
+            lines.append(
+                f"| {name} | {r['seconds']:.2f} | {cpu} | {r['ratio']:.2f}× | "
+                f"{r['gflops']:.0f} | {100 * r['share_of_peak']:.0f}% |"
+            )
+    lines.append("")
+    return lines
+
+
 def render_performance():
     document = _load("bench.json")
     if document is None:
         return "(no benchmark run yet: `python3 tasks.py bench --reproduction`)"
     lines = []
     for activation, r in document.get("per_sample", {}).items():
-        lines += [
-            f"**Per-sample SGD, `{r['row']}` ({activation}), float64.** mlp_lib over the "
-            f"whole row ({r['steps_engine']:,} steps); the baselines over "
-            f"{r['steps_baselines']:,}-step windows from the initial and from the trained "
-            f"weights, each with the faster of 1 and all BLAS threads; medians of "
-            f"{r['rounds']} rounds.",
-            "",
-            "| implementation | µs/step | mlp_lib's speed-up |",
-            "|---|---|---|",
-            f"| the report's loop, as the report writes it | {r['report_us']:,.0f} | "
-            f"{r['speedup_report']:.1f}× |",
-        ]
-        if "torch_us" in r:
-            lines.append(
-                f"| {r['torch_name']}, `nn.Linear` + `optim.SGD`, batch 1 | "
-                f"{r['torch_us']:,.0f} | {r['speedup_torch']:.1f}× |"
-            )
-        lines += [f"| `mlp_lib.train_per_sample` | {r['engine_us']:,.0f} | 1.0× |", ""]
-        if "first_layer_kernels_us" in r:
-            lines += [
-                f"Where the engine's {r['engine_us']:,.0f} µs go (same rounds, trained "
-                f"weights, {r['floor_steps']:,} images): the first layer's two sparse "
-                f"kernels alone take {r['first_layer_kernels_us']:,.0f} µs a step (they "
-                f"read and update the rows of the image's nonzero pixels), and the same "
-                f"step on a net with 16-unit hidden layers, where the arithmetic is "
-                f"negligible, takes {r['narrow_net_us']:,.0f} µs (the cost of the step's "
-                f"numpy and SciPy calls). 20× the report's loop would need "
-                f"≤ {r['report_us'] / 20:,.0f} µs a step"
-                + (f", 8× PyTorch ≤ {r['torch_us'] / 8:,.0f} µs" if "torch_us" in r else "")
-                + ".",
-                "",
-            ]
-        lines += [
-            f"Max \\|weight difference\\| after {r['steps_baselines']:,} steps from the "
-            f"same weights: {r['max_diff_report']:.1e} against the report's loop"
-            + (f", {r['max_diff_torch']:.1e} against PyTorch" if "torch_us" in r else "")
-            + ".",
-            "",
-        ]
-    mb = document.get("minibatch")
-    if mb:
-        lines += [
-            f"**Mini-batch SGD**, batch 128, 784-512-256-64-10 ReLU, float32, one epoch, "
-            f"{mb['threads']} threads; matmul peak {mb['peak']:.0f} GFLOP/s (median); "
-            f"{mb['gflop_per_epoch']:.1f} GFLOP per epoch.",
-            "",
-            "| implementation | s/epoch | its time / mlp_lib's | GFLOP/s | % of peak |",
-            "|---|---|---|---|---|",
-        ]
-        for name, r in mb.items():
-            if isinstance(r, dict):
-                lines.append(
-                    f"| {name} | {r['seconds']:.2f} | {r['ratio']:.2f}× | "
-                    f"{r['gflops']:.0f} | {100 * r['share_of_peak']:.0f}% |"
-                )
-        lines.append("")
+        lines += _per_sample_lines(activation, r)
+    mb = document.get("minibatch") or {}
+    parts = (
+        mb.items()
+        if all(isinstance(v, dict) and "peak" in v for v in mb.values())
+        else ([("all cores", mb)] if mb else [])
+    )
+    for label, part in parts:
+        lines += _minibatch_lines(label, part)
     rep = document.get("reproduction")
     if rep:
         lines += [
