@@ -154,7 +154,11 @@ def execute(args):
     (``_execute NOTEBOOK OUTPUT MODE``).
 
     The kernel talks over IPC sockets rather than TCP: nothing is sent over
-    an unencrypted network port, and the kernel has no reason to warn.
+    an unencrypted network port, and the kernel has no reason to warn. The
+    mode reaches the notebook through ``$MLP_LIB_MODE``, not as papermill
+    parameters: an injected ``MODE = "full"`` cell would stay in the committed
+    notebook and override the mode of every later run of it (a reader's
+    preview, CI's quick run).
     """
     import logging
 
@@ -182,7 +186,6 @@ def execute(args):
     papermill.execute_notebook(
         notebook,
         output,
-        parameters={"MODE": mode},
         kernel_name="python3",
         cwd=notebook.parent,
         log_output=True,
@@ -308,7 +311,17 @@ def test(extra_args=()):
     args = ["tests"]
     if notebooks():
         args += ["--nbval-lax", "--nbval-current-env", *notebooks()]
-    return run(PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *args, *extra_args, env=env)
+    return run(
+        PYTHON,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--durations=15",
+        *args,
+        *extra_args,
+        env=env,
+    )
 
 
 def floors():

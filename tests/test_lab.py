@@ -3,6 +3,7 @@ kernel that has the project, talking over IPC (no unencrypted TCP), as root too.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +45,7 @@ def lab(tmp_path_factory):
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,  # its own process group: the teardown stops all of it
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -56,14 +58,14 @@ def lab(tmp_path_factory):
                 pytest.fail(f"tasks.py lab exited {server.returncode}:\n{log.read_text()}")
             time.sleep(0.5)
     else:
-        server.kill()
+        os.killpg(server.pid, 9)
         pytest.fail(f"JupyterLab did not answer:\n{log.read_text()}")
     yield base, token, log
-    server.terminate()
+    os.killpg(server.pid, signal.SIGTERM)  # tasks.py and the jupyter-lab it started
     try:
         server.wait(20)
     except subprocess.TimeoutExpired:
-        server.kill()
+        os.killpg(server.pid, signal.SIGKILL)
 
 
 def _api(base, token, path, method="GET", body=None):

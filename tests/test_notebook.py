@@ -132,6 +132,8 @@ def test_each_notebook_opens_with_its_parameters_and_a_kernel_check(number):
     code = [c for c in _cells(nb) if c["cell_type"] == "code"]
     first, second = ("".join(c["source"]) for c in code[:2])
     assert code[0]["metadata"].get("tags") == ["parameters"]  # papermill's parameters cell
+    # no cell of papermill's injected parameters: it would fix the mode of every later run
+    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in code)
     assert "MODE = None" in first and "SEEDS = None" in first
     assert "tasks.py lab" in first and "tasks.py kernel" in first and "import mlp_lib" in first
     assert f'Plan("{number}", MODE, SEEDS)' in second
@@ -202,3 +204,21 @@ def test_plots_carry_no_chinese_text_that_their_font_could_not_draw():
             if cell["cell_type"] == "code":
                 assert not cjk.search("".join(cell["source"])), nb.file
     assert not cjk.search((ROOT / "mlp_lib" / "plots.py").read_text())
+
+
+def test_under_reproduce_the_run_is_not_compared_with_itself(clean_env):
+    clean_env.setenv("MLP_LIB_RECORD", "1")
+    committed = experiments.load_results(ROOT / "results" / "relu-normal.json")
+    said = Plan("02", "full").beside_committed(committed)
+    assert "written to results/ by this run" in said and "identical" not in said
+
+
+def test_reproduce_refuses_an_unknown_mode_before_any_work():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tasks.py"), "reproduce", "--mode", "fast"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "--mode takes one of preview, quick, full" in done.stderr
