@@ -58,7 +58,7 @@ def lab(tmp_path_factory):
                 pytest.fail(f"tasks.py lab exited {server.returncode}:\n{log.read_text()}")
             time.sleep(0.5)
     else:
-        os.killpg(server.pid, 9)
+        os.killpg(server.pid, signal.SIGKILL)
         pytest.fail(f"JupyterLab did not answer:\n{log.read_text()}")
     yield base, token, log
     os.killpg(server.pid, signal.SIGTERM)  # tasks.py and the jupyter-lab it started
