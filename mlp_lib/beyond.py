@@ -135,17 +135,30 @@ def _setup(rung, seed, dtype, dataset="mnist"):
     return model, x, y, options
 
 
-def run_rung(rung: Rung, seed=0, keep_model=False, epochs=None, progress=None, dataset="mnist"):
+def run_rung(
+    rung: Rung,
+    seed=0,
+    keep_model=False,
+    epochs=None,
+    progress=None,
+    dataset="mnist",
+    observer=None,
+    on_start=None,
+):
     """Train ``rung`` from scratch (float32, ReLU, He init) on ``dataset`` and
     test it once.
 
     ``seconds`` is the training wall time (validation included, test excluded).
-    ``epochs`` overrides the rung's (quick mode only).
+    ``epochs`` overrides the rung's (quick mode only); ``observer`` is
+    ``train_minibatch``'s (told every 100 batches; it changes no bit), and
+    ``on_start(model)`` is told the model about to be trained.
     """
     rung = replace(rung, epochs=epochs) if epochs else rung
     model, x, y, options = _setup(rung, seed, np.float32, dataset)
+    if on_start is not None:
+        on_start(model)
     start = time.perf_counter()
-    history = train_minibatch(model, x, y, progress=progress, **options)
+    history = train_minibatch(model, x, y, progress=progress, observer=observer, **options)
     seconds = time.perf_counter() - start
     test_loss, test_accuracy = evaluate(model, *load_dataset(dataset, "test", dtype=np.float32))
     return RungResult(

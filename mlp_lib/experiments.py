@@ -150,13 +150,16 @@ def run(
     schedule=None,
     start_model=None,
     dataset="mnist",
+    observer=None,
+    on_start=None,
 ):
     """Train one row of the report from scratch and test it.
 
     Parameters
     ----------
-    row_id : str
-        A key of ``ROWS``.
+    row_id : str or Row
+        A key of ``ROWS`` (or a ``Row`` of one's own, e.g. the playground's
+        custom settings).
     seed : int
         Seeds the initial weights (the data order is fixed, as in the report).
     progress : bool, None or callable
@@ -174,6 +177,12 @@ def run(
         notebook cell run twice); ``seed`` is then only a label.
     dataset : {"mnist", "fashion-mnist"}
         Train and test on this dataset (same sizes, same order rules).
+    observer : callable, optional
+        Told each block of 100 steps (``train_per_sample``'s observer); the
+        results are the same bits with or without one.
+    on_start : callable, optional
+        ``on_start(model)`` with the model about to be trained (the playground
+        keeps it, to test and draw it while it trains).
 
     Returns
     -------
@@ -181,7 +190,7 @@ def run(
         A NaN/inf loss stops training (``diverged_at`` is the step) and the
         test figures are those of the model as it stopped.
     """
-    row = get_row(row_id)
+    row = row_id if isinstance(row_id, Row) else get_row(row_id)
     start = time.perf_counter()
     images, labels = _data(dataset, "train", default_root(dataset))
     if n_train is not None:
@@ -190,6 +199,8 @@ def run(
         model = start_model.copy()
     else:
         model = MLP(row.layer_sizes, row.activation, row.init, seed=seed)
+    if on_start is not None:
+        on_start(model)
     history = train_per_sample(
         model,
         images,
@@ -198,11 +209,12 @@ def run(
         schedule=schedule or row.schedule,
         progress=progress,
         on_divergence="stop",
+        observer=observer,
     )
     with np.errstate(all="ignore"):  # a diverged model may hold inf/NaN weights
         test_loss, test_accuracy = evaluate(model, *_data(dataset, "test", default_root(dataset)))
     return RunResult(
-        row_id,
+        row.id,
         seed,
         test_loss,
         test_accuracy,

@@ -22,6 +22,7 @@ from .schedules import Constant, schedule_from_dict, schedule_to_dict
 
 __all__ = [
     "History",
+    "Block",
     "DivergenceError",
     "TrainingInterrupted",
     "progress_bar",
@@ -75,6 +76,46 @@ class History:
     val_loss: list = field(default_factory=list)
     val_accuracy: list = field(default_factory=list)
     best_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class Block:
+    r"""What a trainer tells its ``observer`` after each block of ``record_every``
+    steps (and after a last, shorter block). An observer sees the run; it cannot
+    change it: the block's steps are done, the next not begun. It may block (a
+    pause) or raise to stop training (the exception propagates; the model keeps
+    the steps done).
+
+    Attributes
+    ----------
+    step : int
+        Steps done so far, counting from the start of the run.
+    loss : float
+        Mean training loss of the block's steps (the block's ``loss_curve`` entry).
+    rate : float
+        Learning rate of the block's last step.
+    grad_norm : tuple of float
+        Per layer (1 first), the mean over the block's steps of the Frobenius
+        norm of the weight gradient, :math:`\lVert \partial L / \partial W_l \rVert`.
+    active : tuple of float
+        Per hidden layer, the mean over the block's steps of the fraction of its
+        units whose output is nonzero (a ReLU unit at 0 passes nothing on).
+    """
+
+    step: int
+    loss: float
+    rate: float
+    grad_norm: tuple
+    active: tuple
+
+    def as_dict(self):
+        return {
+            "step": self.step,
+            "loss": self.loss,
+            "rate": self.rate,
+            "grad_norm": list(self.grad_norm),
+            "active": list(self.active),
+        }
 
 
 class DivergenceError(FloatingPointError):

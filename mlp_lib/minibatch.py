@@ -18,6 +18,7 @@ from ._blas import add_product
 from .checkpoint import data_fingerprint
 from .functional import softmax_cross_entropy_grad
 from .lifecycle import (
+    Block,
     History,
     check_data,
     check_divergence_mode,
@@ -160,6 +161,15 @@ def _max_norm(weights, limit):
         w *= np.minimum(1, limit / np.maximum(norms, 1e-12)).astype(w.dtype)
 
 
+def _tell(observer, model, probs, cache, labels, weight_decay, losses, rate, step):
+    """Give ``observer`` the block ending at ``step`` (the last batch's gradients,
+    computed before its update, with the weights it was computed with)."""
+    weight_grads, _ = model.backward(probs, cache, labels, weight_decay)
+    grad_norm = tuple(float(np.linalg.norm(g)) for g in weight_grads)
+    active = tuple(float(np.count_nonzero(a) / a.size) for a in cache["A"][1:])
+    observer(Block(step, float(losses.mean()), float(rate), grad_norm, active))
+
+
 def train_minibatch(
     model: MLP,
     images,
@@ -183,6 +193,7 @@ def train_minibatch(
     patience=None,
     max_steps=None,
     checkpoint_info=None,
+    observer=None,
 ):
     """Mini-batch training on the mean cross-entropy, shuffled each epoch.
 
@@ -232,6 +243,11 @@ def train_minibatch(
     checkpoint_info : dict, optional
         JSON-ready data stored with an interrupted run's checkpoint and given
         back in ``state.extra["info"]`` (the CLI keeps its options there).
+    observer : callable, optional
+        ``observer(block)`` after each ``record_every`` batches (and the last)
+        with a ``lifecycle.Block``; here its gradient norms and active fractions
+        are those of the block's last batch (one extra backward pass per block,
+        which changes no bit of the run).
 
     Returns
     -------
@@ -323,6 +339,19 @@ def train_minibatch(
                     )
                     if on_divergence == "stop":
                         break
+                if observer is not None and ((step + 1) % record_every == 0 or step + 1 == stop):
+                    block = losses[max(start, step - step % record_every) : step + 1]
+                    _tell(
+                        observer,
+                        model,
+                        probs,
+                        cache,
+                        batch_labels,
+                        weight_decay,
+                        block,
+                        rates[step],
+                        step + 1,
+                    )
                 if fused:
                     sgd_backward_update(
                         model, probs, cache, batch_labels, rates[step], weight_decay

@@ -42,6 +42,7 @@ from numba.typed import List
 
 from .functional import LEAKY_SLOPE
 from .lifecycle import (
+    Block,
     History,
     check_data,
     check_divergence_mode,
@@ -137,6 +138,15 @@ def _add_rows(z, w, rows, scales, n):
         t += 1
 
 
+@njit(cache=True, inline="always")
+def _sum_squares(v, n):
+    """Σ_{j<n} v_j², in float64 (for the observer's norms only)."""
+    total = 0.0
+    for j in range(n):
+        total += float(v[j]) * float(v[j])
+    return total
+
+
 @njit(cache=True)
 def _steps(
     weights,
@@ -156,18 +166,25 @@ def _steps(
     start,
     stop,
     stop_on_nonfinite,
+    stats,
 ):
     """Per-sample SGD steps ``start`` .. ``stop - 1`` on the model's own arrays, in
     place. ``z[l]``, ``a[l]``, ``delta[l]`` are layer l's buffers (0-based: layer 1
     is index 0); image i's nonzero pixels are ``pixels[ptr[i]:ptr[i + 1]]`` with
     values ``intensities[...]``. Returns the step it stopped at: ``stop``, or the
-    step whose loss was not finite (its weights untouched) if ``stop_on_nonfinite``."""
+    step whose loss was not finite (its weights untouched) if ``stop_on_nonfinite``.
+
+    ``stats`` (float64, shape (2, layers), or size 0 for nothing) gains, per step,
+    ``stats[0, l] += ‖∂L/∂W_l‖`` and, for a hidden layer, ``stats[1, l] +=`` the
+    fraction of its units that are nonzero: what an observer is told. They are
+    read from the step's own buffers and change nothing the step computes."""
     n_layers = len(weights)
     n_samples = labels.size
     one, zero = rates.dtype.type(1), rates.dtype.type(0)
     slope = rates.dtype.type(LEAKY_SLOPE)
     relu = code == 0  # a ReLU unit at 0 is skipped: it adds nothing and learns nothing
     picked = np.zeros(n_layers, np.int64)  # how many units of each layer are nonzero
+    observe = stats.size > 0
     for step in range(start, stop):
         i = step % n_samples  # the images in file order, every epoch
         lr = rates[step]
@@ -189,6 +206,8 @@ def _steps(
                     rows[n], values[n] = k, a_k
                     n += 1
             picked[layer - 1] = n
+            if observe:
+                stats[1, layer - 1] += n / a_in.size
             # (1) Z_{l+1} = A_l W_{l+1} + b_{l+1} = b + Σ_k A_l[k] W_{l+1}[k]
             z_out[:] = biases[layer]
             _add_rows(z_out, w, rows, values, n)
@@ -217,6 +236,9 @@ def _steps(
         reaches_first = True
         for layer in range(n_layers - 1, 0, -1):
             w, d, a_in, d_in = weights[layer], delta[layer], a[layer - 1], delta[layer - 1]
+            if observe:  # ∂L/∂W_l = A_{l-1}ᵀ δ_l, an outer product: ‖·‖ = ‖A_{l-1}‖ ‖δ_l‖
+                values, n = picked_values[layer - 1], picked[layer - 1]
+                stats[0, layer] += np.sqrt(_sum_squares(values, n) * _sum_squares(d, d.size))
             if relu:  # the active units only (relu' = 1 there); δ = 0 at the others
                 rows, values, n = (
                     picked_rows[layer - 1],
@@ -242,6 +264,9 @@ def _steps(
         if reaches_first:
             # (6)-(7) for layer 1: W_1[p] -= η x_p δ_1 for the nonzero pixels p; b_1 -= η δ_1
             d1, b1 = delta[0], biases[0]
+            if observe:  # ‖∂L/∂W_1‖ = ‖x‖ ‖δ_1‖ (no step reaching here: 0, nothing added)
+                x_sq = _sum_squares(intensities[lo:hi], hi - lo)
+                stats[0, 0] += np.sqrt(x_sq * _sum_squares(d1, d1.size))
             for t in range(lo, hi):
                 scale, row = -lr * intensities[t], w1[pixels[t]]
                 for j in range(d1.size):
@@ -276,6 +301,17 @@ def nonzero_pixels(images):
     return ptr, pixels.astype(np.int64), np.ascontiguousarray(images[rows, pixels])
 
 
+def _tell(observer, stats, losses, rates, start, stop):
+    """Give ``observer`` the block of steps ``start`` .. ``stop - 1`` (the kernel
+    summed its norms and fractions into ``stats``), then clear ``stats``."""
+    n = stop - start
+    grad_norm = tuple(float(g) / n for g in stats[0])
+    active = tuple(float(f) / n for f in stats[1, :-1])
+    stats[:] = 0
+    loss = float(losses[start:stop].mean())
+    observer(Block(stop, loss, float(rates[stop - 1]), grad_norm, active))
+
+
 @contextmanager
 def _contiguous(model):
     """The model's weights and biases as C-ordered arrays the kernel can update in
@@ -301,6 +337,7 @@ def train_per_sample(
     on_divergence="raise",
     checkpoint=None,
     resume=None,
+    observer=None,
 ):
     """The report's training, fast: SGD with batch size 1 in the given order.
 
@@ -333,6 +370,10 @@ def train_per_sample(
         Continue a run from ``load_checkpoint``'s state (same data; ``model``
         the checkpoint's model). The result is bit-identical to a run that was
         never interrupted.
+    observer : callable, optional
+        ``observer(block)`` after each block of ``record_every`` steps with a
+        ``lifecycle.Block`` (step, mean loss, rate, per-layer gradient norms and
+        active fractions). The results are the same bits with or without one.
 
     Returns
     -------
@@ -358,6 +399,8 @@ def train_per_sample(
     delta = List([np.zeros(n, dtype) for n in sizes])
     labels = labels.astype(np.int64)
     stop_on_nonfinite = on_divergence != "continue"
+    n_layers = model.n_layers
+    stats = np.zeros((2, n_layers) if observer is not None else (0, 0))
 
     losses = np.empty(total)
     losses[:start] = past
@@ -387,13 +430,13 @@ def train_per_sample(
                 losses,
             )
             with _lanes_in_vector_registers():  # no step: compiles, or loads the cache
-                _steps(*arguments, start, start, stop_on_nonfinite)
+                _steps(*arguments, start, start, stop_on_nonfinite, stats)
             step = start
             while step < total:  # blocks of record_every steps; Ctrl-C is seen between them
                 if interrupt[0]:
                     raise KeyboardInterrupt
                 block_end = min(total, (step // record_every + 1) * record_every)
-                reached = _steps(*arguments, step, block_end, stop_on_nonfinite)
+                reached = _steps(*arguments, step, block_end, stop_on_nonfinite, stats)
                 history.steps = reached
                 if reached < block_end:  # a loss that is not finite, before its update
                     i = reached % n_samples
@@ -413,6 +456,8 @@ def train_per_sample(
                         history.diverged_at = step + int(np.flatnonzero(bad)[-1])
                 if reached % record_every == 0:
                     bar.update(record_every)
+                if observer is not None:
+                    _tell(observer, stats, losses, rates, step, reached)
                 step = reached
     except KeyboardInterrupt:
         state = interrupted_state(

@@ -35,6 +35,7 @@ import binascii
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -45,6 +46,7 @@ import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DataError, image_to_mnist
+from .runs import LIMITS, RunError, Runs, SettingsError, presets
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -258,46 +260,72 @@ def _pixels_from(request):
     raise ApiError(400, 'a predict request needs "pixels" (784 numbers) or "image" (a data URL)')
 
 
-def predict_json(store, body):
-    """Answer a ``POST /api/predict`` body (bytes): the response dict, or ApiError."""
+def _json_object(body):
+    """A request body (bytes) as a dict, or ApiError(400)."""
     try:
         request = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, f"malformed JSON ({exc})") from None
     if not isinstance(request, dict):
         raise ApiError(400, "the body must be a JSON object")
-    unknown = set(request) - {"pixels", "image", "model"}
+    return request
+
+
+def predict_json(store, body, runs=None):
+    """Answer a ``POST /api/predict`` body (bytes): the response dict, or
+    ApiError / RunError. ``"run": ID`` predicts with a playground run's weights
+    as they are at this moment (mid-training too)."""
+    request = _json_object(body)
+    unknown = set(request) - {"pixels", "image", "model", "run"}
     if unknown:
         raise ApiError(400, f"unknown keys: {', '.join(sorted(unknown))}")
-    if request.get("model") is not None and not isinstance(request["model"], str):
-        raise ApiError(400, '"model" must be a string')
+    for key in ("model", "run"):
+        if request.get(key) is not None and not isinstance(request[key], str):
+            raise ApiError(400, f'"{key}" must be a string')
+    if request.get("run") is not None:
+        if request.get("model") is not None:
+            raise ApiError(400, 'give "model" or "run", not both')
+        x = _pixels_from(request)
+        if runs is None:
+            raise ApiError(404, "this server has no playground runs")
+        return runs.predict(request["run"], x)
     name, model = store.get(request.get("model"))
-    x = _pixels_from(request)
-    probs, cache = model.forward_cache(x.astype(model.dtype)[None, :])
+    return describe_prediction(name, model, _pixels_from(request))
+
+
+def describe_prediction(name, model, x):
+    """What ``POST /api/predict`` answers for the prepared pixels ``x`` (784)."""
+    probs, cache = model.forward_cache(np.asarray(x).astype(model.dtype)[None, :])
     hidden = [a[0] for a in cache["A"][1:]]
     top = np.argsort(-hidden[0], kind="stable")[:TOP_UNITS]
     first = model.weights[0]
-    return {
-        "model": name,
-        "label": int(np.argmax(probs[0])),
-        "probabilities": np.round(probs[0].astype(float), 6).tolist(),
-        "input": np.round(x, 4).tolist(),
-        "activations": [np.round(a.astype(float), 4).tolist() for a in hidden],
-        "first_layer": [
-            {
-                "unit": int(j),
-                "activation": round(float(hidden[0][j]), 4),
-                "weights": np.round(first[:, j].astype(float), 4).tolist(),
-            }
-            for j in top
-        ],
-    }
+    with np.errstate(all="ignore"):
+        return {
+            "model": name,
+            "label": int(np.argmax(probs[0])),
+            "probabilities": np.round(probs[0].astype(float), 6).tolist(),
+            "input": np.round(np.asarray(x, dtype=float), 4).tolist(),
+            "activations": [np.round(a.astype(float), 4).tolist() for a in hidden],
+            "first_layer": [
+                {
+                    "unit": int(j),
+                    "activation": round(float(hidden[0][j]), 4),
+                    "weights": np.round(first[:, j].astype(float), 4).tolist(),
+                }
+                for j in top
+            ],
+        }
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "mlp_lib"
-    timeout = 15  # a client that stalls mid-request is dropped
-    routes = {"/api/models": "GET", "/api/predict": "POST"}
+    timeout = 15  # a client that stalls mid-request (or stops reading a stream) is dropped
+    routes = {
+        "/api/models": "GET",
+        "/api/predict": "POST",
+        "/api/presets": "GET",
+        "/api/runs": "GET, POST",
+    }
 
     def handle(self):
         try:
@@ -315,47 +343,106 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        self._common_headers(extra)
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _common_headers(self, extra=()):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
         for key, value in extra:
             self.send_header(key, value)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
-    def _error(self, status, message, extra=()):
-        self._send(status, {"error": message}, extra=extra)
+    def _error(self, status, message, extra=(), **fields):
+        self._send(status, {"error": message, **fields}, extra=extra)
+
+    def _allowed(self, path):
+        """The methods ``path`` takes, or None for a path that does not exist."""
+        if path in self.routes:
+            return self.routes[path]
+        if _static_file(path) is not None:
+            return "GET, HEAD"
+        parts = path.split("/")  # /api/runs/ID[/what]
+        if len(parts) == 4 and path.startswith("/api/runs/"):
+            return "GET"
+        if len(parts) == 5 and path.startswith("/api/runs/"):
+            return "GET" if parts[4] == "events" else "POST" if parts[4] in _COMMANDS else None
+        return None
 
     def _refuse(self, path):
         """405 (with ``Allow``) for a known path asked with the wrong method, else 404."""
-        allowed = self.routes.get(path) or ("GET, HEAD" if _is_page(path) else None)
+        allowed = self._allowed(path)
         if allowed is None:
             return self._error(404, f"no such path: {path}")
         self._error(405, f"{path} takes {allowed}", extra=[("Allow", allowed)])
 
     def do_GET(self):
         path = self.path.split("?", 1)[0]
+        runs = self.server.runs
+        try:
+            if path == "/api/models":
+                return self._send(200, {"models": self.server.store.listing()})
+            if path == "/api/presets":
+                return self._send(200, {"presets": presets(), "limits": LIMITS})
+            if path == "/api/runs":
+                return self._send(
+                    200, {"runs": runs.listing(), "limits": LIMITS, "workers": runs.workers}
+                )
+            if self._allowed(path) == "GET" and path.startswith("/api/runs/"):
+                parts = path.split("/")
+                if len(parts) == 5:
+                    return self._stream(runs.get(parts[3]))
+                return self._send(200, runs.describe(parts[3]))
+        except RunError as exc:
+            return self._error(exc.status, str(exc))
         target = _static_file(path)
-        if path == "/api/models":
-            self._send(200, {"models": self.server.store.listing()})
-        elif path in self.routes:
-            self._refuse(path)
-        elif target is not None:
+        if target is not None:
             self._send(
                 200,
                 target.read_bytes(),
                 _CONTENT_TYPES.get(target.suffix, "application/octet-stream"),
             )
         else:
-            self._error(404, f"no such path: {path}")
+            self._refuse(path)
 
-    do_HEAD = do_GET
-
-    def do_POST(self):
+    def do_HEAD(self):
         path = self.path.split("?", 1)[0]
-        if path != "/api/predict":
-            return self._refuse(path)
+        if path.startswith("/api/runs/") and path.endswith("/events"):
+            return self._refuse(path)  # a stream has no head
+        self.do_GET()
+
+    def _stream(self, run):
+        """Server-Sent Events: the run's history first, then each event as it
+        comes, until the run ends, the viewer leaves or the server stops."""
+        try:
+            last = int(self.headers.get("Last-Event-ID", "-1"))
+        except ValueError:
+            last = -1
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self._common_headers()
+        self.wfile.write(b"retry: 2000\n\n")
+        self.wfile.flush()
+        while not self.server.stopping:
+            events, ended = run.events_after(last, timeout=10)
+            if events:
+                chunks = [
+                    f"id: {e.id}\nevent: {e.type}\ndata: {json.dumps(e.data)}\n\n" for e in events
+                ]
+                self.wfile.write("".join(chunks).encode())
+                last = events[-1].id
+            elif not ended:
+                self.wfile.write(b": still here\n\n")  # finds a viewer that has gone
+            self.wfile.flush()
+            if ended and not events:
+                break
+            time.sleep(_STREAM_PAUSE)  # gather what comes meanwhile into one write
+        self.close_connection = True
+
+    def _body(self):
+        """The request body, or None once an error has been answered."""
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
@@ -374,10 +461,30 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         if len(body) < length:  # the client hung up mid-body: nobody to answer
             self.close_connection = True
+            return None
+        return body
+
+    def do_POST(self):
+        path = self.path.split("?", 1)[0]
+        allowed = self._allowed(path) or ""
+        if "POST" not in allowed:
+            return self._refuse(path)
+        body = self._body()
+        if body is None:
             return
+        runs = self.server.runs
         try:
-            self._send(200, predict_json(self.server.store, body))
-        except ApiError as exc:
+            if path == "/api/predict":
+                return self._send(200, predict_json(self.server.store, body, runs))
+            if path == "/api/runs":
+                return self._send(201, runs.create(_json_object(body)))
+            parts = path.split("/")
+            if body.strip() not in (b"", b"{}"):
+                raise ApiError(400, f"{path} takes no body (or an empty JSON object)")
+            self._send(200, runs.command(parts[3], parts[4]))
+        except SettingsError as exc:
+            self._error(400, str(exc), field=exc.field)
+        except (ApiError, RunError) as exc:
             self._error(exc.status, str(exc))
 
     def _other_method(self):
@@ -386,17 +493,22 @@ class _Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
 
 
+_COMMANDS = ("pause", "resume", "step", "cancel")
+_STREAM_PAUSE = 0.05  # seconds between two writes to one viewer
+
+
+_PAGES = {"/": "index.html", "/index.html": "index.html", "/playground": "playground.html"}
+
+
 def _is_page(path):
-    return path in ("/", "/index.html") or path.startswith("/static/")
+    return path in _PAGES or path.startswith("/static/")
 
 
 def _static_file(path):
     """The file of ``mlp_lib/static/`` that ``path`` names (``/`` is the page), or None."""
     if not _is_page(path):
         return None
-    return _STATIC_FILES.get(
-        "index.html" if path in ("/", "/index.html") else path[len("/static/") :]
-    )
+    return _STATIC_FILES.get(_PAGES.get(path) or path[len("/static/") :])
 
 
 class _Server(ThreadingHTTPServer):
@@ -404,10 +516,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def make_server(store, host="127.0.0.1", port=8000, verbose=False):
-    """A server bound to ``host:port`` (port 0: any free one); not yet serving."""
+def make_server(store, host="127.0.0.1", port=8000, verbose=False, runs=None):
+    """A server bound to ``host:port`` (port 0: any free one); not yet serving.
+    ``runs`` holds the playground's runs (default: a new ``Runs``)."""
     server = _Server((host, port), _Handler)
     server.store, server.verbose = store, verbose
+    server.runs = Runs() if runs is None else runs
+    server.stopping = False
     return server
 
 
@@ -424,6 +539,8 @@ def _train_default(name, spec, path, progress):
     def report(done, total):
         progress.value = done / total
 
+    if hasattr(os, "nice"):  # the playground's runs come first
+        os.nice(10)
     with threadpool_limits(1):
         if kind == "row":
             from .experiments import run
@@ -506,6 +623,7 @@ def serve(checkpoints=(), host="127.0.0.1", port=8000, cache=None, verbose=False
         )
     url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{server.server_port}/"
     print(f"serving {url}  (Ctrl-C stops)", flush=True)
+    print(f"playground: {url}playground  (train the report's rows live)", flush=True)
     if not checkpoints:
 
         def announce(message):
@@ -516,10 +634,18 @@ def serve(checkpoints=(), host="127.0.0.1", port=8000, cache=None, verbose=False
         ).start()
     if ready is not None:
         ready(server)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)  # as Ctrl-C: the runs stop too
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
+        server.stopping = True
+        server.runs.close()
         server.server_close()
     return 0
+
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt

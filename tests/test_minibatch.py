@@ -203,3 +203,38 @@ def test_bilinear_equals_scipy_map_coordinates_inside_outside_and_far_away(dtype
         np.testing.assert_allclose(
             got[k], expected, rtol=0, atol=1e-6 if dtype == np.float32 else 1e-12
         )
+
+
+def test_the_observer_sees_each_block_and_changes_no_bit():
+    """Every record_every batches (and the last): step, mean loss of the block, rate,
+    the last batch's gradient norms (MLP.backward's) and active fractions; the
+    weights are the same bits with or without an observer."""
+    from mlp_lib import MLP, Constant, train_minibatch
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((300, 784)), rng.integers(0, 10, 300)
+    plain = MLP([784, 16, 10], seed=0)
+    watched = plain.copy()
+    history = train_minibatch(
+        plain, x, y, 2, 32, Constant(0.1), seed=1, record_every=4, progress=False
+    )
+    blocks = []
+    train_minibatch(
+        watched,
+        x,
+        y,
+        2,
+        32,
+        Constant(0.1),
+        seed=1,
+        record_every=4,
+        progress=False,
+        observer=blocks.append,
+    )
+    for mine, theirs in zip(plain.weights + plain.biases, watched.weights + watched.biases):
+        assert np.array_equal(mine, theirs)
+    assert [b.step for b in blocks] == [4, 8, 12, 16, 20]
+    assert [b.loss for b in blocks[:4]] == pytest.approx(history.loss_curve[:4], rel=1e-12)
+    assert blocks[-1].loss == pytest.approx(history.losses[16:].mean(), rel=1e-12)
+    assert len(blocks[0].grad_norm) == 2 and len(blocks[0].active) == 1
+    assert all(g > 0 for b in blocks for g in b.grad_norm)

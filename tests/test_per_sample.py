@@ -104,3 +104,72 @@ def test_nonzero_pixels_lists_each_images_pixels_in_order():
     ptr, pixels, values = per_sample.nonzero_pixels(images)
     assert ptr.tolist() == [0, 2, 2, 3]
     assert pixels.tolist() == [1, 3, 0] and values.tolist() == [0.5, 1.0, 0.2]
+
+
+def _sparse_images(n, rng):
+    """MNIST-like inputs: most pixels 0, the rest in (0, 1]."""
+    x = rng.random((n, 784))
+    x[x < 0.8] = 0
+    return x
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_the_observer_sees_each_block_and_changes_no_bit(activation):
+    """Per block: the step, the block's loss_curve entry, the rate of its last step;
+    a last, shorter block is told too. Training with an observer gives the same
+    weights, bit for bit, as without."""
+    rng = np.random.default_rng(3)
+    x, y = _sparse_images(250, rng), rng.integers(0, 10, 250)
+    plain = MLP([784, 32, 16, 10], activation, seed=1)
+    watched = plain.copy()
+    schedule = LinearDecay(0.05, 0.001, 250)
+    history = per_sample.train_per_sample(plain, x, y, 1, schedule, 50, progress=False)
+    blocks = []
+    per_sample.train_per_sample(
+        watched, x, y, 1, schedule, 60, progress=False, observer=blocks.append
+    )
+    for mine, theirs in zip(plain.weights + plain.biases, watched.weights + watched.biases):
+        assert np.array_equal(mine, theirs)
+    assert [b.step for b in blocks] == [60, 120, 180, 240, 250]
+    rates = schedule.values(250)
+    assert [b.rate for b in blocks] == [rates[s - 1] for s in (60, 120, 180, 240, 250)]
+    assert blocks[-1].loss == pytest.approx(history.losses[240:].mean(), rel=1e-12)
+    assert len(blocks[0].grad_norm) == 3 and len(blocks[0].active) == 2
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_the_observer_s_gradient_norms_and_active_fractions_are_the_backward_pass_s(activation):
+    """One step per block: the norms are ‖∂L/∂W_l‖ of MLP.backward on that step's
+    image with the weights before it, and the fractions its nonzero hidden units."""
+    rng = np.random.default_rng(4)
+    x, y = _sparse_images(5, rng), rng.integers(0, 10, 5)
+    model = MLP([784, 32, 16, 10], activation, seed=2)
+    before = [model.copy()]
+    blocks = []
+
+    def observe(block):
+        blocks.append(block)
+        before.append(model.copy())
+
+    per_sample.train_per_sample(model, x, y, 1, Constant(0.05), 1, False, observer=observe)
+    assert [b.step for b in blocks] == [1, 2, 3, 4, 5]
+    for i, block in enumerate(blocks):
+        probs, cache = before[i].forward_cache(x[i : i + 1], labels=y[i : i + 1])
+        grads, _ = before[i].backward(probs, cache, y[i : i + 1])
+        assert block.grad_norm == pytest.approx([np.linalg.norm(g) for g in grads], rel=1e-9)
+        active = [float((a != 0).mean()) for a in cache["A"][1:]]
+        assert block.active == pytest.approx(active, rel=1e-12)
+        assert block.loss == pytest.approx(cache["loss"], rel=1e-12)
+
+
+def test_a_dead_network_reports_zero_gradients_below_the_dead_layer():
+    """U[0,1) init: every ReLU unit dies within a few steps; then the observer says
+    0 active and 0 gradient for every layer below, as the maths does."""
+    rng = np.random.default_rng(5)
+    x, y = _sparse_images(300, rng), rng.integers(0, 10, 300)
+    model = MLP([784, 64, 32, 10], "relu", "uniform", seed=0)
+    blocks = []
+    per_sample.train_per_sample(model, x, y, 1, Constant(0.01), 100, False, observer=blocks.append)
+    last = blocks[-1]
+    assert last.active[-1] == 0.0 or last.active[0] == 0.0
+    assert last.grad_norm[0] == 0.0
