@@ -28,8 +28,13 @@ def _reproduce(args):
     if unknown:
         raise ValueError(f"unknown row {', '.join(unknown)}; valid: {', '.join(ROWS)} (or 'all')")
     args.rows, args.rungs, args.seeds, args.datasets = rows, [], args.seed, [args.dataset]
-    args.epochs = args.n_train = args.config = None
+    args.config = None
     args.restart = args.results is None
+    if (args.epochs or args.n_train) and not args.json:
+        print(
+            f"quick check: {args.epochs or 3} epochs on {args.n_train or 60000:,} images "
+            f"(the report's figures are for 3 epochs on 60,000)"
+        )
     return _sweep(args, beside_report=True)
 
 
@@ -553,6 +558,18 @@ def main(argv=None):
         "test_accuracy, seconds, diverged_at",
     )
     _dataset_option(rep)
+    rep.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="override the rows' 3 epochs (quick checks; the table uses 3)",
+    )
+    rep.add_argument(
+        "--n-train",
+        type=_positive_int,
+        default=None,
+        help="train on the first N images only (quick checks; the table uses 60,000)",
+    )
     rep.add_argument(
         "--results",
         metavar="FILE.jsonl",

@@ -55,10 +55,10 @@ LIMITS = {
     "epochs": (1, 10),  # per-sample runs
     "rung_epochs": (1, 70),  # mini-batch rungs (the ladder's longest is 70)
     "n_train": (100, 60_000),  # training images, the first N in file order
-    "steps": 600_000,  # per-sample steps (epochs x images)
+    "steps": 360_000,  # per-sample steps (epochs x images): 6 epochs of 60,000
     "seed": (0, 2**31 - 1),
     "lr": (1e-6, 1.0),
-    "decay_steps": (1, 600_000),
+    "decay_steps": (1, 360_000),
     "queued": 8,  # runs waiting for a worker; one more gets 429
     "kept": 40,  # runs remembered; the oldest finished ones are forgotten first
 }

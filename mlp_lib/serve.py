@@ -426,7 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"retry: 2000\n\n")
         self.wfile.flush()
         while not self.server.stopping:
-            events, ended = run.events_after(last, timeout=10)
+            events, ended = run.events_after(last, timeout=_KEEPALIVE)
             if events:
                 chunks = [
                     f"id: {e.id}\nevent: {e.type}\ndata: {json.dumps(e.data)}\n\n" for e in events
@@ -495,6 +495,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 _COMMANDS = ("pause", "resume", "step", "cancel")
 _STREAM_PAUSE = 0.05  # seconds between two writes to one viewer
+_KEEPALIVE = 10  # seconds of silence before a stream sends a comment (finds viewers gone)
 
 
 _PAGES = {"/": "index.html", "/index.html": "index.html", "/playground": "playground.html"}
