@@ -402,3 +402,100 @@ def test_the_site_labels_each_notebook_with_the_report_sections_the_notebook_nam
             assert label in driver.execute_script("return document.body.innerText"), label
         assert "The report" in banner or "report" in banner.lower(), banner
         driver.get(base + "index.html")
+
+
+# ---- the playground (/playground): live runs in worker processes
+
+
+def _playground(driver):
+    """What the playground shows: each run's line, each chart's points per line."""
+    return driver.execute_script("""
+        const points = id => (document.getElementById(id).dataset.points || '')
+            .split(',').filter(Boolean).map(Number);
+        return {runs: [...document.querySelectorAll('#runs li')].map(li => ({
+                    id: li.dataset.run, state: li.dataset.state,
+                    text: li.querySelector('.state').textContent,
+                    step: +li.querySelector('.state').textContent.match(/step ([\\d,]+)/)[1]
+                        .replace(/,/g, '')})),
+                loss: points('loss-chart'), accuracy: points('acc-chart'),
+                grad: points('grad-chart'), active: points('active-chart'),
+                weights: document.querySelectorAll('#weights canvas').length,
+                label: document.getElementById('label').textContent,
+                padStatus: document.getElementById('pad-status').textContent,
+                formStatus: document.getElementById('form-status').textContent};""")
+
+
+def _whole_page_screenshot(driver, name):
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1200, height + 120)
+    try:
+        time.sleep(0.3)
+        driver.save_screenshot(str(ARTIFACTS / name))
+    finally:
+        driver.set_window_size(1200, 1000)
+
+
+def _click_run(driver, run_id, what):
+    driver.find_element(
+        "css selector", f'#runs li[data-run="{run_id}"] button[data-do="{what}"]'
+    ).click()
+
+
+def test_the_playground_trains_pauses_resumes_compares_and_answers_a_drawing(page):
+    """A link with settings opens them; Train starts the run and its loss curve grows;
+    Pause stops the step count, Resume moves it on; a second setting draws its own
+    curve beside the first; the pad answers with the selected run's weights mid-run;
+    no console error."""
+    from selenium.webdriver.support.ui import Select
+
+    driver, url = page
+    driver.get(url + "playground?row=relu-he-const&seed=1&epochs=2")
+    _wait(lambda: driver.find_element("id", "preset").get_attribute("value") == "row:relu-he-const")
+    assert driver.find_element("id", "seed").get_attribute("value") == "1"
+    assert driver.find_element("id", "epochs").get_attribute("value") == "2"
+    driver.find_element("id", "train").click()
+    shown = _wait(lambda: (s := _playground(driver))["loss"] and s["loss"][0] >= 5 and s,
+                  timeout=60, what="a growing loss curve")  # fmt: skip
+    first = shown["runs"][0]["id"]
+    assert shown["accuracy"][0] >= 1 and len(shown["grad"]) == 4 and len(shown["active"]) == 3
+    assert shown["weights"] == 8
+    _click_run(driver, first, "pause")
+    paused = _wait(lambda: (s := _playground(driver))["runs"][0]["state"] == "paused" and s,
+                   what="the run paused")  # fmt: skip
+    time.sleep(1.0)
+    assert _playground(driver)["runs"][0]["step"] == paused["runs"][0]["step"]
+    driver.find_element("id", "clear").click()
+    _draw(driver, SEVEN)
+    answered = _wait(lambda: (s := _playground(driver))["label"] in "0123456789" and s,
+                     what="an answer from the paused run")  # fmt: skip
+    assert f"{first} at step" in answered["padStatus"]
+    _whole_page_screenshot(driver, "playground-paused.png")
+    _click_run(driver, first, "resume")
+    _wait(lambda: _playground(driver)["runs"][0]["step"] > paused["runs"][0]["step"],
+          what="the step count moving again")  # fmt: skip
+    Select(driver.find_element("id", "preset")).select_by_value("row:sigmoid-normal")
+    _wait(lambda: "row=sigmoid-normal" in driver.current_url, what="the address to follow")
+    driver.find_element("id", "train").click()
+    both = _wait(lambda: len((s := _playground(driver))["loss"]) == 2 and min(s["loss"]) >= 3 and s,
+                 timeout=60, what="two loss curves")  # fmt: skip
+    assert len(both["runs"]) == 2 and both["runs"][1]["state"] == "running"
+    _wait(lambda: len(driver.find_elements("css selector", "#runs li input:checked")) == 1)
+    time.sleep(1.5)
+    _whole_page_screenshot(driver, "playground-two-runs.png")
+    for run in both["runs"]:
+        _click_run(driver, run["id"], "cancel")
+    _wait(lambda: all(r["state"] in ("cancelled", "done") for r in _playground(driver)["runs"]),
+          timeout=30, what="both runs cancelled")  # fmt: skip
+    assert _console_errors(driver) == []
+
+
+def test_the_playground_names_a_bad_setting(page):
+    driver, url = page
+    driver.get(url + "playground?layers=512,2000&activation=relu")
+    _wait(lambda: driver.find_element("id", "preset").get_attribute("value") == "custom")
+    driver.find_element("id", "train").click()
+    status = _wait(lambda: (s := _playground(driver))["formStatus"].startswith("Not started") and s)
+    assert "layers" in status["formStatus"] and "1..1024" in status["formStatus"]
+    assert driver.find_element("id", "layers").get_attribute("aria-invalid") == "true"
+    errors = _console_errors(driver)  # the browser logs the 400 it was answered, and only that
+    assert [e["source"] for e in errors] == ["network"] and "/api/runs" in errors[0]["message"]

@@ -141,6 +141,7 @@ function follow(info) {
     run.evals.push(v);
     run.weights = v.weights;
     run.weightsStep = v.step;
+    if (run.id === selected) predict();   // the drawing's answer follows the weights
     changed();
   });
   source.addEventListener("queue", e => { run.position = JSON.parse(e.data).position; changed(); });
