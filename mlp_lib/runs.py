@@ -357,9 +357,12 @@ class _Watcher:
         """The model about to be trained: evaluated once at step 0."""
         self.model = model
         self._evaluate(0)
+        self.started = time.perf_counter()
 
     def __call__(self, block):
-        self.pending.append(block.as_dict())
+        record = block.as_dict()
+        record["seconds"] = round(time.perf_counter() - self.started, 4)  # since training began
+        self.pending.append(record)
         now = time.perf_counter()
         if now - self.sent_at >= FLUSH_SECONDS:
             self._flush(now)
