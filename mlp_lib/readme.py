@@ -288,12 +288,64 @@ def render_fashion():
     return "\n".join(lines)
 
 
+def render_playground():
+    from .runs import LIMITS
+
+    lo = lambda key: f"{LIMITS[key][0]:,}–{LIMITS[key][1]:,}"  # noqa: E731
+    lines = [
+        "| limit | value |",
+        "|---|---|",
+        f"| hidden layers (custom) | {lo('hidden_layers')}, each of {lo('width')} units |",
+        f"| parameters (custom) | at most {LIMITS['parameters']:,} |",
+        f"| epochs | {lo('epochs')} per-sample, {lo('rung_epochs')} for a rung |",
+        f"| training images | {lo('n_train')} (the first N, in file order) |",
+        f"| per-sample steps | at most {LIMITS['steps']:,} (epochs × images) |",
+        f"| learning rate | {LIMITS['lr'][0]:g}–{LIMITS['lr'][1]:g}; decay over {lo('decay_steps')} steps |",
+        f"| seed | {lo('seed')} |",
+        f"| runs | one training per core, {LIMITS['queued']} queued, {LIMITS['kept']} kept |",
+        "| request body | 1 MB |",
+    ]
+    bench = _load("playground-bench.json")
+    if bench is None:
+        lines += ["", "(no measurement yet: `.venv/bin/python benchmarks/playground.py`)"]
+        return "\n".join(lines)
+    lines += [
+        "",
+        "| what watches | ReLU row, steps/s | cost | sigmoid row, steps/s | cost |",
+        "|---|---|---|---|---|",
+    ]
+    relu, sigmoid = bench["observer"]["relu-he-const"], bench["observer"]["sigmoid-normal"]
+    for name, label in (
+        ("none", "no observer"),
+        ("no-op", "an observer that does nothing"),
+        ("playground", "the playground's (pipe to the server)"),
+    ):
+        cost = lambda f: "—" if name == "none" else f"{100 * f['cost_' + name.replace('-', '_')]:.1f}%"  # noqa: E731
+        lines.append(
+            f"| {label} | {relu['steps_per_second'][name]:,.0f} | {cost(relu)} | "
+            f"{sigmoid['steps_per_second'][name]:,.0f} | {cost(sigmoid)} |"
+        )
+    viewers = bench["viewers"]
+    rates = viewers["steps_per_second"]
+    lines += [
+        "",
+        f"A server run of `relu-he-const` (one epoch, 60,000 steps): "
+        f"{rates['0 viewers']:,.0f} steps/s with no viewer, {rates['20 viewers']:,.0f} with "
+        f"twenty (cost {100 * viewers['cost_20_viewers']:.1f}%; the same result either way: "
+        f"{'yes' if viewers['identical_results'] else 'NO'}). The observer runs over "
+        f"{relu['images']:,} images, medians of {relu['rounds']} rounds; the server runs "
+        f"medians of {viewers['rounds']}. Made by {_made(bench.get('provenance'))}.",
+    ]
+    return "\n".join(lines)
+
+
 SECTIONS = {
     "results": render_results,
     "beyond": render_beyond,
     "fashion": render_fashion,
     "performance": render_performance,
     "timings": render_timings,
+    "playground": render_playground,
 }
 
 

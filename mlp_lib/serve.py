@@ -22,10 +22,26 @@ sends what is drawn to a small JSON API served by the standard library's
     (784), "activations" (one list per hidden layer), "first_layer" (the most
     active units of layer 1: unit, activation and its 784 weights)}``.
 
+``"run": ID`` instead of ``"model"`` answers with a playground run's weights
+as they are at that moment.
+
+The playground (``/playground``; its runs: ``mlp_lib.runs``):
+
+``GET /api/presets``
+    The report's rows and notebook 05's rungs, and ``runs.LIMITS``.
+``POST /api/runs``, ``GET /api/runs``, ``GET /api/runs/ID``
+    Start a run (201), list them, one run (``Run.as_dict``).
+``GET /api/runs/ID/events``
+    Server-Sent Events: the run's history, then each event as it comes,
+    until the run ends (``block``, ``eval``, ``state``, ``queue``, ``done``).
+``POST /api/runs/ID/pause`` | ``resume`` | ``step`` | ``cancel``
+    200, or 409 when the run's state does not allow it.
+
 Bad input gets ``{"error": "..."}`` with 400 (malformed, wrong length,
-NaN/inf, out of range, undecodable or oversized image, unknown model), 413
-(body over 1 MB), 404 (unknown path), 405 (wrong method) or 503 (a default
-model still training). The server binds 127.0.0.1 unless told otherwise.
+NaN/inf, out of range, undecodable or oversized image, unknown model, a bad
+setting: then also ``"field"``), 413 (body over 1 MB), 404 (unknown path or
+run), 405 (wrong method), 409 (a run's state), 429 (queue full) or 503 (a
+default model still training). The server binds 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
