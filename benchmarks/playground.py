@@ -6,7 +6,7 @@ from it: ``python3 tasks.py readme``).
     .venv/bin/python benchmarks/playground.py --quick    # a smoke run (tests)
 
 1. The observer hook: ``train_per_sample`` on ``--images`` MNIST images (one
-   epoch) of the report's ReLU row (``relu-he-const``) and sigmoid row
+   epoch; each round the next images) of the report's ReLU row (``relu-he-const``) and sigmoid row
    (``sigmoid-normal``), without an observer, with one that does nothing, and
    with the playground's own (``runs._Watcher``, its messages read by a thread
    at the other end of a pipe, as the server does; no test-set evaluations,
@@ -66,25 +66,28 @@ def _watcher(steps):
     return watcher, mine
 
 
-def observer_cost(images, labels, rounds):
-    """Steps/s of train_per_sample without / with a no-op / with the playground's observer."""
+def observer_cost(images, labels, rounds, chunk):
+    """Steps/s of train_per_sample without / with a no-op / with the playground's
+    observer: each round trains each variant from the same initial weights on
+    the same ``chunk`` images, back to back (short runs, so the machine's slow
+    and fast phases fall on all three alike)."""
     figures = {}
     for row_id in ("relu-he-const", "sigmoid-normal"):
         row = ROWS[row_id]
         rates = {"none": [], "no-op": [], "playground": []}
-        for _ in range(rounds):
+        for k in range(rounds):
+            part = slice((k * chunk) % len(images), (k * chunk) % len(images) + chunk)
+            x, y = images[part], labels[part]
             for name in rates:
                 model = MLP(row.layer_sizes, row.activation, row.init, seed=0)
                 observer, conn = None, None
                 if name == "no-op":
                     observer = lambda block: None  # noqa: E731
                 elif name == "playground":
-                    observer, conn = _watcher(len(images))
+                    observer, conn = _watcher(len(x))
                 start = time.perf_counter()
-                train_per_sample(
-                    model, images, labels, 1, row.schedule, progress=False, observer=observer
-                )
-                rates[name].append(len(images) / (time.perf_counter() - start))
+                train_per_sample(model, x, y, 1, row.schedule, progress=False, observer=observer)
+                rates[name].append(len(x) / (time.perf_counter() - start))
                 if conn is not None:
                     conn.close()
         median = {name: statistics.median(values) for name, values in rates.items()}
@@ -92,8 +95,12 @@ def observer_cost(images, labels, rounds):
             "steps_per_second": {k: round(v, 1) for k, v in median.items()},
             "cost_no_op": round(_cost(rates["no-op"], rates["none"]), 4),
             "cost_playground": round(_cost(rates["playground"], rates["none"]), 4),
+            "cost_playground_range": [
+                round(1 - max(w / p for w, p in zip(rates["playground"], rates["none"])), 4),
+                round(1 - min(w / p for w, p in zip(rates["playground"], rates["none"])), 4),
+            ],
             "rounds": rounds,
-            "images": len(images),
+            "images": chunk,
         }
     return figures
 
@@ -157,6 +164,7 @@ def viewer_cost(rounds, n_train):
     body = {"row": "relu-he-const", "seed": 0, "epochs": 1, "n_train": n_train}
     rates = {0: [], 20: []}
     results = set()
+    _training_rate(server.server_port, {**body, "n_train": 2000}, 0)  # the worker's imports, cached
     try:
         for _ in range(rounds):
             for viewers in rates:
@@ -171,6 +179,10 @@ def viewer_cost(rounds, n_train):
     return {
         "steps_per_second": {f"{k} viewers": round(v, 1) for k, v in median.items()},
         "cost_20_viewers": round(_cost(rates[20], rates[0]), 4),
+        "cost_20_viewers_range": [
+            round(1 - max(w / p for w, p in zip(rates[20], rates[0])), 4),
+            round(1 - min(w / p for w, p in zip(rates[20], rates[0])), 4),
+        ],
         "identical_results": len(results) == 1,
         "rounds": rounds,
         "run": body,
@@ -179,18 +191,17 @@ def viewer_cost(rounds, n_train):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--images", type=int, default=5000, help="per round of the hook's part")
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 500 images, 1 round")
     parser.add_argument("--output", default=str(ROOT / "results" / "playground-bench.json"))
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.rounds = 500, 1
     images, labels = load_mnist("train")
-    images, labels = np.ascontiguousarray(images[: args.images]), labels[: args.images]
     with threadpool_limits(1):
-        hook = observer_cost(images, labels, args.rounds)
-        viewers = viewer_cost(max(1, (args.rounds + 1) // 2), 2000 if args.quick else 60000)
+        hook = observer_cost(np.ascontiguousarray(images), labels, args.rounds, args.images)
+        viewers = viewer_cost(1 if args.quick else 7, 2000 if args.quick else 60000)
     document = {
         "observer": hook,
         "viewers": viewers,

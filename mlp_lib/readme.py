@@ -288,6 +288,10 @@ def render_fashion():
     return "\n".join(lines)
 
 
+def _span(pair):
+    return f"{100 * pair[0]:.1f}% to {100 * pair[1]:.1f}%"
+
+
 def render_playground():
     from .runs import LIMITS
 
@@ -320,7 +324,9 @@ def render_playground():
         ("no-op", "an observer that does nothing"),
         ("playground", "the playground's (pipe to the server)"),
     ):
-        cost = lambda f: "—" if name == "none" else f"{100 * f['cost_' + name.replace('-', '_')]:.1f}%"  # noqa: E731
+        cost = lambda f: (
+            "—" if name == "none" else f"{100 * f['cost_' + name.replace('-', '_')]:.1f}%"
+        )  # noqa: E731
         lines.append(
             f"| {label} | {relu['steps_per_second'][name]:,.0f} | {cost(relu)} | "
             f"{sigmoid['steps_per_second'][name]:,.0f} | {cost(sigmoid)} |"
@@ -332,9 +338,13 @@ def render_playground():
         f"A server run of `relu-he-const` (one epoch, 60,000 steps): "
         f"{rates['0 viewers']:,.0f} steps/s with no viewer, {rates['20 viewers']:,.0f} with "
         f"twenty (cost {100 * viewers['cost_20_viewers']:.1f}%; the same result either way: "
-        f"{'yes' if viewers['identical_results'] else 'NO'}). The observer runs over "
-        f"{relu['images']:,} images, medians of {relu['rounds']} rounds; the server runs "
-        f"medians of {viewers['rounds']}. Made by {_made(bench.get('provenance'))}.",
+        f"{'yes' if viewers['identical_results'] else 'NO'}). Costs are medians of per-round "
+        f"ratios ({relu['rounds']} rounds of {relu['images']:,} steps for the observer, "
+        f"{viewers['rounds']} runs each for the server); one round's cost ranged over "
+        f"{_span(relu['cost_playground_range'])} (ReLU, the playground's observer), "
+        f"{_span(sigmoid['cost_playground_range'])} (sigmoid) and "
+        f"{_span(viewers['cost_20_viewers_range'])} (twenty viewers): this machine's noise. "
+        f"Made by {_made(bench.get('provenance'))}.",
     ]
     return "\n".join(lines)
 

@@ -427,6 +427,9 @@ class _Watcher:
     def _predict(self, token, pixels, name):
         from .serve import describe_prediction
 
+        if self.model is None:
+            self.conn.send(("prediction", token, {"error": f"run {name} is still starting"}))
+            return
         try:
             self.conn.send(("prediction", token, describe_prediction(name, self.model, pixels)))
         except Exception as exc:  # an answer, whatever happens: the server waits on it
