@@ -489,13 +489,24 @@ def test_the_playground_trains_pauses_resumes_compares_and_answers_a_drawing(pag
     assert _console_errors(driver) == []
 
 
-def test_the_playground_names_a_bad_setting(page):
+def test_the_playground_names_a_bad_setting_and_fits_a_phone(page):
     driver, url = page
-    driver.get(url + "playground?layers=512,2000&activation=relu")
-    _wait(lambda: driver.find_element("id", "preset").get_attribute("value") == "custom")
-    driver.find_element("id", "train").click()
-    status = _wait(lambda: (s := _playground(driver))["formStatus"].startswith("Not started") and s)
-    assert "layers" in status["formStatus"] and "1..1024" in status["formStatus"]
-    assert driver.find_element("id", "layers").get_attribute("aria-invalid") == "true"
+    driver.set_window_size(390, 844)
+    try:
+        driver.get(url + "playground?layers=512,2000&activation=relu")
+        _wait(lambda: driver.find_element("id", "preset").get_attribute("value") == "custom")
+        driver.find_element("id", "train").click()
+        status = _wait(
+            lambda: (s := _playground(driver))["formStatus"].startswith("Not started") and s
+        )
+        assert "layers" in status["formStatus"] and "1..1024" in status["formStatus"]
+        assert driver.find_element("id", "layers").get_attribute("aria-invalid") == "true"
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0
+        driver.save_screenshot(str(ARTIFACTS / "playground-phone.png"))
+    finally:
+        driver.set_window_size(1200, 1000)
     errors = _console_errors(driver)  # the browser logs the 400 it was answered, and only that
     assert [e["source"] for e in errors] == ["network"] and "/api/runs" in errors[0]["message"]
