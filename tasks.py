@@ -461,11 +461,13 @@ and the decisions taken where the report is ambiguous, are specified in
 To run them yourself: `python3 tasks.py setup && python3 tasks.py lab` opens JupyterLab on
 working copies of these notebooks.
 
-## Draw a digit
+## Draw a digit, train a row live
 
-The interactive page needs the library's server: `python3 tasks.py setup && .venv/bin/python -m
+The interactive pages need the library's server: `python3 tasks.py setup && .venv/bin/python -m
 mlp_lib serve`, then open <a href="http://localhost:8000/">http://localhost:8000/</a>: draw a digit and
-watch every layer of the report's network answer.
+watch every layer of the report's network answer; or
+<a href="http://localhost:8000/playground">http://localhost:8000/playground</a>: train a row of the
+report and watch its loss, accuracy, gradients and dead units as it learns.
 
 {results}
 

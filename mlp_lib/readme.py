@@ -288,6 +288,12 @@ def render_fashion():
     return "\n".join(lines)
 
 
+def _cost(figures, name):
+    if name == "none":
+        return "—"
+    return f"{100 * figures['cost_' + name.replace('-', '_')]:.1f}%"
+
+
 def _span(pair):
     return f"{100 * pair[0]:.1f}% to {100 * pair[1]:.1f}%"
 
@@ -324,12 +330,9 @@ def render_playground():
         ("no-op", "an observer that does nothing"),
         ("playground", "the playground's (pipe to the server)"),
     ):
-        cost = lambda f: (
-            "—" if name == "none" else f"{100 * f['cost_' + name.replace('-', '_')]:.1f}%"
-        )  # noqa: E731
         lines.append(
-            f"| {label} | {relu['steps_per_second'][name]:,.0f} | {cost(relu)} | "
-            f"{sigmoid['steps_per_second'][name]:,.0f} | {cost(sigmoid)} |"
+            f"| {label} | {relu['steps_per_second'][name]:,.0f} | {_cost(relu, name)} | "
+            f"{sigmoid['steps_per_second'][name]:,.0f} | {_cost(sigmoid, name)} |"
         )
     viewers = bench["viewers"]
     rates = viewers["steps_per_second"]

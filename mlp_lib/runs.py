@@ -131,7 +131,8 @@ def _int(request, field, bounds, default):
 def _choice(request, field, choices, default):
     value = request.get(field, default)
     if value not in choices:
-        raise SettingsError(field, f"must be one of {', '.join(choices)}; got {json.dumps(value)}")
+        listed = ", ".join(json.dumps(c, ensure_ascii=False) for c in choices)
+        raise SettingsError(field, f"must be one of {listed}; got {json.dumps(value)}")
     return value
 
 
@@ -600,7 +601,9 @@ class Runs:
                 raise RunError(503, "the server is stopping")
             if len(self._queue) >= LIMITS["queued"]:
                 raise RunError(
-                    429, f"{len(self._queue)} runs are already queued; cancel one or wait"
+                    429,
+                    f"the queue is full ({len(self._queue)} runs wait for a worker); "
+                    f"cancel one or wait",
                 )
             self._forget_old()
             if len(self._runs) >= LIMITS["kept"]:

@@ -240,7 +240,7 @@ def test_a_full_queue_answers_429(monkeypatch):
         body = {"row": "sigmoid-normal"}
         assert [client.post("/api/runs", body)[0] for _ in range(2)] == [201, 201]
         status, answer = client.post("/api/runs", body)
-        assert status == 429 and "queued" in answer["error"]
+        assert status == 429 and "queue is full" in answer["error"]
     finally:
         server.runs.close()
         server.shutdown()
