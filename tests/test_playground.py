@@ -514,3 +514,22 @@ def _state(pid):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+@pytest.mark.slow  # worker processes
+def test_a_rung_run_is_sweep_s_computation(client, tmp_path):
+    """A notebook-05 rung (mini-batch, BLAS) on the page: one BLAS thread, as
+    ``sweep`` and notebook 05 train it, so the same bits as ``sweep --rungs``."""
+    status, run = client.post("/api/runs", {"rung": "mini-batch SGD", "epochs": 1})
+    assert status == 201 and run["steps"] == 391
+    done = client.wait(run["id"], ("done",))
+    blocks = [d for _, kind, d in client.events(run["id"]) if kind == "block"]
+    assert [b["step"] for b in blocks] == [100, 200, 300, 391]
+    swept = subprocess.run(
+        [sys.executable, "-m", "mlp_lib", "sweep", "--rungs", "mini-batch SGD", "--epochs", "1",
+         "--results", str(tmp_path / "runs.jsonl"), "--json", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    record = json.loads(swept.stdout.strip().splitlines()[-1])
+    assert done["result"]["test_loss"] == record["test_loss"]
+    assert done["result"]["test_accuracy"] == record["test_accuracy"]
