@@ -443,6 +443,10 @@ def _work(conn, settings, run_id):
 
     from .data import default_root, load_dataset
 
+    if hasattr(
+        os, "setpgrp"
+    ):  # out of the terminal's group: Ctrl-C stops the server, which stops us
+        os.setpgrp()
     with threadpool_limits(1):  # one BLAS thread per worker (the cores are the workers')
         try:
             images, labels = load_dataset(
@@ -490,8 +494,11 @@ def _work(conn, settings, run_id):
             }
             conn.send(("done", outcome, result.model))
         except _Cancelled:
-            watcher._flush()
-            conn.send(("state", "cancelled", None))
+            try:
+                watcher._flush()
+                conn.send(("state", "cancelled", None))
+            except OSError:  # the server is gone: nobody to tell
+                pass
         except Exception as exc:  # told to the page, not lost in a log
             try:
                 conn.send(("state", "failed", f"{type(exc).__name__}: {exc}"))

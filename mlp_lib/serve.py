@@ -652,7 +652,10 @@ def serve(checkpoints=(), host="127.0.0.1", port=8000, cache=None, verbose=False
     if ready is not None:
         ready(server)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _stop_on_sigterm)  # as Ctrl-C: the runs stop too
+        # Ctrl-C and SIGTERM stop the server and its runs, even when started from a
+        # shell that ignores SIGINT for background jobs (Python then keeps it ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -156,3 +156,24 @@ def test_ab_tool_finds_the_committed_engine_identical_to_itself(capsys):
     assert "relu-he-const: base" in out and "bit-identical: True" in out
     with pytest.raises(SystemExit):
         ab.main(["HEAD", "--rows", "no-such-row"])
+
+
+@pytest.mark.slow
+def test_the_playground_bench_runs_and_finds_the_same_result_with_viewers(tmp_path):
+    """benchmarks/playground.py --quick: both parts run, every figure is there, and a
+    run followed by twenty viewers ends with the result of one followed by none."""
+    import json
+    import subprocess
+
+    output = tmp_path / "bench.json"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "playground.py"), "--quick", "--output", str(output)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    document = json.loads(output.read_text())
+    for row in ("relu-he-const", "sigmoid-normal"):
+        rates = document["observer"][row]["steps_per_second"]
+        assert set(rates) == {"none", "no-op", "playground"} and min(rates.values()) > 0
+    assert document["viewers"]["identical_results"] is True
+    assert document["provenance"]["command"].endswith("--quick")

@@ -143,7 +143,17 @@ def test_the_wheel_carries_the_serve_page(installed):
         cwd=work,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["app.js", "index.html", "style.css"]
+    assert out.stdout.split() == [
+        "app.js",
+        "index.html",
+        "playground.css",
+        "playground.html",
+        "playground.js",
+        "style.css",
+        "uPlot.LICENSE.txt",
+        "uPlot.iife.min.js",
+        "uPlot.min.css",
+    ]
 
 
 def test_a_read_only_installation_trains_and_caches_its_kernels_elsewhere(installed, tmp_path):
