@@ -211,7 +211,9 @@ def run(
         on_divergence="stop",
         observer=observer,
     )
-    with np.errstate(all="ignore"):  # a diverged model may hold inf/NaN weights
+    # one BLAS thread for the test set, wherever this runs (alone, in a worker, in the
+    # playground): the matmul's last bits depend on how many threads split it
+    with np.errstate(all="ignore"), threadpool_limits(1):  # (a diverged model: inf/NaN)
         test_loss, test_accuracy = evaluate(model, *_data(dataset, "test", default_root(dataset)))
     return RunResult(
         row.id,

@@ -609,8 +609,8 @@ class Runs:
             if len(self._queue) >= LIMITS["queued"]:
                 raise RunError(
                     429,
-                    f"the queue is full ({len(self._queue)} runs wait for a worker); "
-                    f"cancel one or wait",
+                    f"the queue is full ({len(self._queue)} of {LIMITS['queued']} places "
+                    f"taken); cancel a run or wait",
                 )
             self._forget_old()
             if len(self._runs) >= LIMITS["kept"]:
