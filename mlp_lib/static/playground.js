@@ -230,7 +230,7 @@ function drawRuns() {
 
 // --- charts (uPlot): one x axis in blocks of 100 steps, shared by every run ------------------
 
-function chart(name, element, title, yLabel, series, log, range) {
+function chart(name, element, title, yLabel, series, log, range, dots) {
   const width = Math.max(280, $(element).clientWidth - 8);
   const yAxis = {label: yLabel, size: 64};
   if (log) Object.assign(yAxis, {splits: decades, filter: (u, splits) => splits, values: (u, splits) => splits.map(short)});
@@ -238,7 +238,7 @@ function chart(name, element, title, yLabel, series, log, range) {
     width, height: 240, title,
     scales: {x: {time: false}, y: log ? {distr: 3, log: 10} : range ? {range} : {}},
     axes: [{label: "step", values: (u, splits) => splits.map(v => v.toLocaleString())}, yAxis],
-    series: [{label: "step"}, ...series.map(s => ({spanGaps: true, width: 2, points: {show: false}, ...s}))],
+    series: [{label: "step"}, ...series.map(s => ({spanGaps: true, width: 2, points: {show: !!dots, size: 6}, ...s}))],
     legend: {live: false},
   };
   charts[name]?.destroy();
@@ -247,14 +247,24 @@ function chart(name, element, title, yLabel, series, log, range) {
   charts[name].element = element;
 }
 
-// a log axis: one line per power of ten (at most eight), labelled 1e-3 ... 100
+// a log axis: a line per power of ten (at most eight), and at 2 and 5 too over a short range;
+// only values inside the scale (a label outside it would land on the step axis)
 function decades(u, axis, min, max) {
   const lo = Math.floor(Math.log10(min)), hi = Math.ceil(Math.log10(max));
-  const every = Math.max(1, Math.ceil((hi - lo) / 8)), splits = [];
-  for (let e = lo; e <= hi; e += every) splits.push(10 ** e);
+  const every = Math.max(1, Math.ceil((hi - lo) / 8)), marks = hi - lo <= 2 ? [1, 2, 5] : [1];
+  const splits = [];
+  for (let e = lo; e <= hi; e += every) {
+    for (const m of marks) {
+      const v = m * 10 ** e;
+      if (v >= min * 0.999 && v <= max * 1.001) splits.push(v);
+    }
+  }
   return splits;
 }
-function short(v) { if (!(v > 0)) return ""; return v >= 1e4 || v < 1e-2 ? `1e${Math.round(Math.log10(v))}` : String(+v.toPrecision(3)); }
+function short(v) {
+  if (!(v > 0)) return "";
+  return v >= 1e4 || v < 1e-2 ? v.toExponential(0).replace("e+", "e") : String(+v.toPrecision(3));
+}
 
 function sharedX() {
   let last = 0;
@@ -277,7 +287,7 @@ function drawCharts() {
     chartsKey = key;
     const perRun = list.map(r => ({label: r.id, stroke: r.colour}));
     chart("loss", "loss-chart", "", "loss (log)", perRun, true);
-    chart("acc", "acc-chart", "", "accuracy", perRun, false, [0, 1]);
+    chart("acc", "acc-chart", "", "accuracy", perRun, false, [0, 1], true);  // few tests: dots
     const layers = run ? run.settings.layer_sizes.length - 1 : 0;
     chart("grad", "grad-chart", "", "‖∂L/∂W‖", Array.from({length: layers}, (_, l) => ({label: `W${l + 1}`, stroke: COLOURS[l]})), true);
     chart("active", "active-chart", "", "fraction", Array.from({length: Math.max(0, layers - 1)}, (_, l) => ({label: `layer ${l + 1}`, stroke: COLOURS[l]})), false, [0, 1]);
