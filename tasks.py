@@ -135,7 +135,7 @@ def reproduce(args=()):
             f"{(time.time() - started) / 60:.1f} min so far",
             flush=True,
         )
-    return run(PYTHON, "-m", "mlp_lib", "table", "--update-readme")
+    return run(PYTHON, "tools/readme.py")
 
 
 def previous_time(name, mode):
@@ -165,8 +165,8 @@ def execute(args):
     import papermill
     from traitlets.config import Config
 
-    from mlp_lib.notebook import record_timing
-    from mlp_lib.provenance import provenance
+    from mlp_lib.study.notebook import record_timing
+    from mlp_lib.study.provenance import provenance
 
     class CellOutputOnly(logging.Filter):
         def filter(self, record):  # keep printed lines, drop papermill's cell banners
@@ -390,7 +390,7 @@ def build_site(args=()):
     """Inside .venv (``_site``): assemble the site's sources and build them with
     Sphinx and myst-nb (``docs/site/conf.py``) into ``site/``.
 
-    The sources: an index generated from ``mlp_lib.notebook`` (each notebook beside
+    The sources: an index generated from ``mlp_lib.study.notebook`` (each notebook beside
     the report's sections it follows, the results, the serve page), the
     specification, and copies of the committed notebooks, each opened by a note of
     those sections. MathJax comes from ``sphinx-mathjax-offline``: the site loads
@@ -402,7 +402,7 @@ def build_site(args=()):
 
     from sphinx.cmd.build import build_main
 
-    from mlp_lib.notebook import NOTEBOOKS, REPORT_SECTIONS
+    from mlp_lib.study.notebook import NOTEBOOKS, REPORT_SECTIONS
 
     shutil.rmtree(SITE_SOURCES, ignore_errors=True)
     (SITE_SOURCES / "notebooks").mkdir(parents=True)
@@ -521,7 +521,7 @@ def json_title(notebook):
 
 def readme(extra_args=()):
     setup()
-    return run(PYTHON, "-m", "mlp_lib", "table", "--update-readme")
+    return run(PYTHON, "tools/readme.py")
 
 
 def main(argv):

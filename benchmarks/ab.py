@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import mlp_lib  # noqa: E402  (the working tree's)
-import mlp_lib.beyond  # noqa: E402
-import mlp_lib.experiments  # noqa: E402
+import mlp_lib.study.beyond  # noqa: E402
+import mlp_lib.study.experiments  # noqa: E402
 
 
 def load_revision(revision, into):
@@ -75,7 +75,7 @@ def per_sample(base, rows, steps, rounds, warmup):
     images, labels = mlp_lib.load_mnist("train")
     window = slice(warmup, warmup + steps)
     for row_id in rows:
-        row = mlp_lib.experiments.ROWS[row_id]
+        row = mlp_lib.study.experiments.ROWS[row_id]
         start = mlp_lib.MLP(row.layer_sizes, row.activation, row.init, seed=0)
         if warmup:
             mlp_lib.train_per_sample(
@@ -205,9 +205,9 @@ def main(argv=None):
         "--minibatch", action="store_true", help="compare the mini-batch trainer instead"
     )
     args = parser.parse_args(argv)
-    unknown = [row for row in args.rows if row not in mlp_lib.experiments.ROWS]
+    unknown = [row for row in args.rows if row not in mlp_lib.study.experiments.ROWS]
     if unknown:
-        parser.error(f"unknown rows {unknown}; known: {', '.join(mlp_lib.experiments.ROWS)}")
+        parser.error(f"unknown rows {unknown}; known: {', '.join(mlp_lib.study.experiments.ROWS)}")
     with tempfile.TemporaryDirectory() as into:
         try:
             base = load_revision(args.revision, into)

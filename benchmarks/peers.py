@@ -89,7 +89,7 @@ def numba_per_sample(model, images, labels, rates):
     loop; returns the trained (weights, biases)."""
     from numba.typed import List
 
-    from mlp_lib.per_sample import nonzero_pixels
+    from mlp_lib.engines.per_sample import nonzero_pixels
 
     ptr, pixels, values = nonzero_pixels(np.asarray(images, np.float64))
     weights = List([np.array(w, np.float64) for w in model.weights])

@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mlp_lib import MLP, load_mnist  # noqa: E402
-from mlp_lib.experiments import ROWS  # noqa: E402
-from mlp_lib.per_sample import train_per_sample  # noqa: E402
-from mlp_lib.provenance import provenance  # noqa: E402
+from mlp_lib.study.experiments import ROWS  # noqa: E402
+from mlp_lib.engines.per_sample import train_per_sample  # noqa: E402
+from mlp_lib.study.provenance import provenance  # noqa: E402
 
 
 def _drain(conn):
@@ -55,7 +55,7 @@ def _drain(conn):
 
 def _watcher(steps):
     """The playground's observer with a pipe to a reading thread (as in a worker)."""
-    from mlp_lib import runs
+    from mlp_lib.apps import runs
 
     mine, theirs = multiprocessing.Pipe()
     reader = threading.Thread(target=_drain, args=(theirs,), daemon=True)
@@ -156,8 +156,8 @@ def _training_rate(port, body, viewers):
 
 
 def viewer_cost(rounds, n_train):
-    from mlp_lib.runs import Runs
-    from mlp_lib.serve import ModelStore, make_server
+    from mlp_lib.apps.runs import Runs
+    from mlp_lib.apps.serve import ModelStore, make_server
 
     server = make_server(ModelStore(), port=0, runs=Runs(workers=1))
     threading.Thread(target=server.serve_forever, daemon=True).start()

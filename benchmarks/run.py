@@ -51,10 +51,11 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_loop import one_hot, report_train, report_weights  # noqa: E402
 
-from mlp_lib import MLP, Constant, experiments, load_mnist, train_minibatch  # noqa: E402
+from mlp_lib import MLP, Constant, load_mnist, train_minibatch  # noqa: E402
+from mlp_lib.study import experiments  # noqa: E402
 from mlp_lib import train_per_sample  # noqa: E402
-from mlp_lib._blas import add_product, matmul  # noqa: E402
-from mlp_lib.provenance import provenance  # noqa: E402
+from mlp_lib.core.blas import add_product, matmul  # noqa: E402
+from mlp_lib.study.provenance import provenance  # noqa: E402
 
 FOUR = [784, 512, 256, 64, 10]
 PRODUCTS = "its matrix products alone (the BLAS ceiling)"
@@ -447,7 +448,7 @@ def _jax_agrees(x32, labels):
     weights on the same batch (float32), or None without JAX."""
     from peers import jax_minibatch
 
-    from mlp_lib.minibatch import sgd_backward_update
+    from mlp_lib.engines.minibatch import sgd_backward_update
 
     start = MLP(FOUR, "relu", "he", seed=0, dtype=np.float32)
     one_batch = jax_minibatch(start, x32[:128], labels[:128], 0.05)
@@ -627,7 +628,7 @@ def serve_latency(requests=1000):
     from PIL import Image, ImageDraw
 
     from mlp_lib import MLP
-    from mlp_lib.serve import ModelStore, make_server
+    from mlp_lib.apps.serve import ModelStore, make_server
 
     store = ModelStore()
     store.add("relu-he-const", MLP(FOUR, "relu", "he", seed=0))

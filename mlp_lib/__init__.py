@@ -1,31 +1,24 @@
 """mlp_lib: an exact, fast NumPy multilayer perceptron with hand-derived backprop.
 
-Modules, each readable alone:
+The package is built in layers, each a folder that imports only the ones
+below it (a test holds it so):
 
-- ``data``: IDX reader with checksums, ``load_mnist``
-- ``functional``: activations, softmax, cross-entropy and their derivatives
-- ``init``: weight initialisers (normal, uniform, xavier, he)
-- ``model``: ``MLP`` (parameters, forward with cache, backward), ``evaluate``
-- ``gradcheck``: central-difference gradient checks
-- ``schedules``: learning-rate schedules
-- ``optim``: SGD (momentum, Nesterov), Adam
-- ``reference``: the report's per-sample SGD as a textbook loop (read this first)
-- ``per_sample``: the fast per-sample engine (same numbers as ``reference``)
-- ``minibatch``: shuffled mini-batch training (notebook 05)
-- ``lifecycle``: what every run shares: History, errors, Ctrl-C, resume
-- ``train``: the trainers gathered for import
-- ``experiments``: the report's rows, ``run``, comparison tables
-- ``checkpoint``: save / load models and training state
-- ``estimator``: ``MLPClassifier`` with scikit-learn's conventions
-- ``plots``: the notebooks' figures
+- ``core``: the maths (activations and losses, ``MLP``, initialisers,
+  optimisers, schedules, augmentation, gradient checks); numpy and scipy only
+- ``io``: the project's paths, the data sets, images, checkpoints
+- ``engines``: the training loops (the plain reference, the compiled
+  per-sample engine, mini-batch) and what every run shares; ``MLPClassifier``
+- ``study``: the report's rows, notebook 05's rungs, sweeps, conclusions,
+  the notebooks' figures, tables and provenance
+- ``apps``: the command line (``mlp-lib``) and the local server
+
+The names below are the public API; everything else is one import away
+(``from mlp_lib.core.functional import softmax``).
 """
 
-from .data import DataError, load_mnist
-from .model import MLP
-from .schedules import Constant, LinearDecay
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .estimator import MLPClassifier
-from .train import (
+from .core.model import MLP
+from .core.schedules import Constant, LinearDecay
+from .engines import (
     DivergenceError,
     History,
     TrainingInterrupted,
@@ -33,8 +26,10 @@ from .train import (
     train_minibatch,
     train_per_sample,
 )
-
-__version__ = "0.1.0"
+from .engines.estimator import MLPClassifier
+from .io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .io.data import DataError, load_mnist
+from .io.project import VERSION as __version__
 
 __all__ = [
     "load_mnist",

@@ -13,7 +13,7 @@ from mlp_lib import (
     train_minibatch,
     train_per_sample,
 )
-from mlp_lib.schedules import schedule_from_dict
+from mlp_lib.core.schedules import schedule_from_dict
 
 RNG = np.random.default_rng(0)
 X = RNG.random((20, 784))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lib.checkpoint import load_checkpoint
-from mlp_lib.notebook import NOTEBOOKS, REPORT_SECTIONS
-from mlp_lib.serve import ModelStore, make_server
+from mlp_lib.io.checkpoint import load_checkpoint
+from mlp_lib.study.notebook import NOTEBOOKS, REPORT_SECTIONS
+from mlp_lib.apps.serve import ModelStore, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -45,7 +45,7 @@ def _require_browser():
 def trained(tmp_path_factory):
     """Two checkpoints as the CLI writes them: the report's ReLU net after one
     per-sample epoch (about 96%) and a one-hidden-layer sigmoid net."""
-    from mlp_lib.__main__ import main
+    from mlp_lib.apps.cli import main
 
     folder = tmp_path_factory.mktemp("models")
     assert main(["train", "--epochs", "1", "--quiet", "-o", str(folder / "relu.npz")]) == 0

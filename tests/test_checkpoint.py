@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mlp_lib import MLP, Constant, LinearDecay, train_minibatch, train_per_sample
-from mlp_lib import minibatch, per_sample
-from mlp_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from mlp_lib.lifecycle import TrainingInterrupted
+from mlp_lib.engines import minibatch, per_sample
+from mlp_lib.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from mlp_lib.engines.lifecycle import TrainingInterrupted
 
 
 class _InterruptAt:
@@ -177,8 +177,8 @@ def _with_meta(tmp_path, change):
     """A valid checkpoint with a training state, its metadata passed through ``change``."""
     import json
 
-    from mlp_lib.checkpoint import TrainingState
-    from mlp_lib.schedules import schedule_to_dict
+    from mlp_lib.io.checkpoint import TrainingState
+    from mlp_lib.core.schedules import schedule_to_dict
 
     model = MLP([784, 16, 10], "relu", "he", seed=0)
     state = TrainingState(
@@ -218,7 +218,7 @@ def test_bad_metadata_is_refused_before_anything_is_allocated(tmp_path, change, 
 
 
 def test_member_sizes_are_checked_from_the_zip_headers(tmp_path, monkeypatch):
-    from mlp_lib import checkpoint
+    from mlp_lib.io import checkpoint
 
     save_checkpoint(tmp_path / "m.npz", MLP([784, 16, 10], seed=0))
     monkeypatch.setattr(checkpoint, "MAX_MEMBER_BYTES", 50_000)  # weights_0: 100,352 bytes
@@ -307,7 +307,7 @@ def test_every_notebook_05_configuration_resumes_bit_identical(
     resumed, every run ends with the uninterrupted run's weights and history."""
     from dataclasses import replace
 
-    from mlp_lib.beyond import ELASTIC, LADDER, SPRINT, rung_options
+    from mlp_lib.study.beyond import ELASTIC, LADDER, SPRINT, rung_options
 
     rung = {r.name: r for r in LADDER + [SPRINT, ELASTIC]}[rung_name]
     rung = replace(rung, epochs=3, batch_size=50)
@@ -349,7 +349,7 @@ def test_every_notebook_05_configuration_resumes_bit_identical(
 def test_ctrl_c_during_set_up_stops_at_the_first_step_with_a_checkpoint(tmp_path, mnist_train):
     """A caller's outer flag (as the CLI opens one) is shared by the trainer: a
     Ctrl-C that arrived before the loop started is not lost."""
-    from mlp_lib.lifecycle import sigint_flag
+    from mlp_lib.engines.lifecycle import sigint_flag
 
     images, labels = mnist_train[0][:100], mnist_train[1][:100]
     model = MLP([784, 8, 10], seed=0)

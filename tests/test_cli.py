@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mlp_lib import load_checkpoint, load_mnist
-from mlp_lib.data import image_to_mnist
+from mlp_lib.io.data import image_to_mnist
 
 SMALL = ["--layers", "784", "16", "10", "--quiet"]
 
@@ -178,8 +178,8 @@ def test_bad_output_is_refused_before_any_work(tmp_path, output, message):
 
 def test_a_failed_final_save_falls_back_and_says_where(tmp_path, monkeypatch):
     from mlp_lib import MLP
-    from mlp_lib.__main__ import _save_model
-    from mlp_lib.checkpoint import save_checkpoint
+    from mlp_lib.apps.cli import _save_model
+    from mlp_lib.io.checkpoint import save_checkpoint
 
     monkeypatch.chdir(tmp_path)
     calls = []
@@ -305,7 +305,7 @@ def _png_header(path, width, height):
 
 
 def test_an_oversized_image_gets_the_projects_pixel_limit_whatever_pillow_says(tmp_path):
-    from mlp_lib.data import MAX_IMAGE_PIXELS, DataError, read_image
+    from mlp_lib.io.data import MAX_IMAGE_PIXELS, DataError, read_image
 
     for side in (6000, 20000):  # over our limit only; over Pillow's own limit too
         path = _png_header(tmp_path / f"{side}.png", side, side)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from mlp_lib.conclusions import CONCLUSIONS, judge, side_by_side
-from mlp_lib.experiments import ROWS, RunResult
+from mlp_lib.study.conclusions import CONCLUSIONS, judge, side_by_side
+from mlp_lib.study.experiments import ROWS, RunResult
 
 
 def _results(accuracy_by_row, spread=0.001, seeds=5, diverged=()):

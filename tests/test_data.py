@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mlp_lib import DataError, load_mnist
-from mlp_lib.data import MNIST_FILES, default_root, read_idx
+from mlp_lib.io.data import MNIST_FILES, default_root, read_idx
 
 
 def test_shapes_dtypes_and_range(mnist_train, mnist_test):
@@ -138,7 +138,7 @@ def test_load_mnist_rejects_a_corrupted_copy(tmp_path):
 
 
 def test_fashion_mnist_loads_verified_with_ten_balanced_classes():
-    from mlp_lib.data import load_dataset
+    from mlp_lib.io.data import load_dataset
 
     for split, n in (("train", 60000), ("test", 10000)):
         images, labels = load_dataset("fashion-mnist", split, dtype=np.float32)
@@ -150,14 +150,14 @@ def test_fashion_mnist_loads_verified_with_ten_balanced_classes():
 
 
 def test_unknown_dataset_is_refused_by_name():
-    from mlp_lib.data import load_dataset
+    from mlp_lib.io.data import load_dataset
 
     with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist, fashion-mnist"):
         load_dataset("cifar", "train")
 
 
 def test_mlp_lib_data_may_hold_both_datasets(tmp_path, monkeypatch):
-    from mlp_lib.data import default_root
+    from mlp_lib.io.data import default_root
 
     (tmp_path / "fashion-mnist").mkdir()
     monkeypatch.setenv("MLP_LIB_DATA", str(tmp_path))

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mlp_lib import experiments, readme
-from mlp_lib.beyond import load_rung_results
+from tools import readme
+from mlp_lib.study import experiments
+from mlp_lib.study.beyond import load_rung_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -225,7 +226,7 @@ def test_the_report_figure_check_catches_a_wrong_label():
 
 
 def test_the_readme_labels_each_notebook_with_the_report_sections_the_notebook_names():
-    from mlp_lib.notebook import NOTEBOOKS
+    from mlp_lib.study.notebook import NOTEBOOKS
 
     text = (ROOT / "README.md").read_text()
     table = text[text.index("## The notebooks") :].split("\n\n")[1]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mlp_lib import MLPClassifier
-from mlp_lib.estimator import NotFittedError
+from mlp_lib.engines.estimator import NotFittedError
 
 
 def test_fit_predict_score_on_mnist_subset(mnist_train, mnist_test):

@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from mlp_lib import experiments
-from mlp_lib.experiments import (
+from mlp_lib.study import experiments
+from mlp_lib.study.experiments import (
     ROWS,
     RunResult,
     fingerprint,

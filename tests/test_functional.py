@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlp_lib import functional as F
-from mlp_lib.gradcheck import numerical_gradient, relative_error
+from mlp_lib.core import functional as F
+from mlp_lib.core.gradcheck import numerical_gradient, relative_error
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "relu", "tanh", "leaky_relu"])

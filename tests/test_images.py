@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlp_lib import data
-from mlp_lib.augment import distort
-from mlp_lib.data import DataError, image_to_mnist, read_image
+from mlp_lib.io import data
+from mlp_lib.core.augment import distort
+from mlp_lib.io.data import DataError, image_to_mnist, read_image
 
 
 def _seven():

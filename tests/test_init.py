@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlp_lib.init import initialize
+from mlp_lib.core.init import initialize
 
 
 def test_he_xavier_normal_std_with_bias_in_fan_in():
@@ -21,7 +21,7 @@ def test_he_xavier_normal_std_with_bias_in_fan_in():
 def test_fan_in_counts_the_bias_input_exactly():
     """n_in + 1, not n_in: the two differ by 0.06% for layer 1, far below what a
     sample standard deviation can tell, so the formula is checked exactly."""
-    from mlp_lib.init import init_std
+    from mlp_lib.core.init import init_std
 
     assert init_std("he", 784, 512) == np.sqrt(2 / 785) != np.sqrt(2 / 784)
     assert init_std("xavier", 784, 512) == np.sqrt(2 / (785 + 512)) != np.sqrt(2 / (784 + 512))

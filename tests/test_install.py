@@ -76,7 +76,7 @@ def test_without_data_it_says_where_it_looked_and_how_to_point_it(installed):
 
 def test_with_data_it_trains_evaluates_and_predicts(installed):
     from PIL import Image
-    from mlp_lib.data import load_mnist
+    from mlp_lib.io.data import load_mnist
 
     python, work = installed
     data = ROOT / "data" / "mnist"
@@ -137,7 +137,7 @@ def test_the_wheel_carries_the_serve_page(installed):
         [
             python,
             "-c",
-            "from mlp_lib.serve import STATIC; "
+            "from mlp_lib.apps.serve import STATIC; "
             "print(' '.join(sorted(p.name for p in STATIC.iterdir())))",
         ],
         cwd=work,
@@ -171,7 +171,7 @@ def test_a_read_only_installation_trains_and_caches_its_kernels_elsewhere(instal
         for path in modes:
             path.chmod(modes[path] & ~0o222)
         code = (
-            "import numpy as np, mlp_lib.per_sample as ps; from mlp_lib import MLP; "
+            "import numpy as np, mlp_lib.engines.per_sample as ps; from mlp_lib import MLP; "
             "m = MLP([784, 32, 10], seed=0); x = np.random.default_rng(0).random((300, 784)); "
             "ps.train_per_sample(m, x, np.arange(300) % 10, epochs=1, progress=False); "
             "print(ps._steps.stats.cache_hits.total() if hasattr(ps._steps.stats.cache_hits, "

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mlp_lib import MLP, Constant, evaluate, train_minibatch
-from mlp_lib.augment import distort
-from mlp_lib.optim import SGD, Adam
+from mlp_lib.core.augment import distort
+from mlp_lib.core.optim import SGD, Adam
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_early_stopping_stops_after_patience_epochs_without_a_new_best(small):
         (dict(patience=2, validation=None), "needs a validation set"),
         (dict(weight_decay=-1.0), "weight_decay must be >= 0"),
         (dict(max_norm=0.0), "max_norm > 0"),
-        (dict(optimizer="adam"), "optimizer must be one of mlp_lib.optim"),
+        (dict(optimizer="adam"), "optimizer must be one of mlp_lib.core.optim"),
         (dict(dropout=1.0), r"dropout rate must be in \[0, 1\)"),
     ],
 )
@@ -135,7 +135,7 @@ def test_distort_identity_shift_and_determinism(mnist_train):
 
 @pytest.mark.slow
 def test_ladder_rung_runs_and_uses_the_validation_split():
-    from mlp_lib.beyond import LADDER, N_TRAIN, run_rung, split
+    from mlp_lib.study.beyond import LADDER, N_TRAIN, run_rung, split
 
     x, y, xv, yv = split()
     assert len(x) == N_TRAIN == 50000 and len(xv) == 10000 and x.dtype == np.float32
@@ -148,7 +148,7 @@ def test_ladder_rung_runs_and_uses_the_validation_split():
 def test_distort_matches_a_direct_shift_and_scipy_smoothing():
     from scipy import ndimage
 
-    from mlp_lib.augment import _bilinear, gaussian_matrix
+    from mlp_lib.core.augment import _bilinear, gaussian_matrix
 
     rng = np.random.default_rng(0)
     images = rng.random((3, 28, 28))
@@ -182,7 +182,7 @@ def test_bilinear_equals_scipy_map_coordinates_inside_outside_and_far_away(dtype
     samples as SciPy's linear interpolation with zeros outside."""
     from scipy import ndimage
 
-    from mlp_lib.augment import _bilinear
+    from mlp_lib.core.augment import _bilinear
 
     rng = np.random.default_rng(2)
     images = rng.random((5, 28, 28)).astype(dtype)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from mlp_lib import MLP
-from mlp_lib.gradcheck import numerical_gradient, relative_error
-from mlp_lib.minibatch import sgd_backward_update
+from mlp_lib.core.gradcheck import numerical_gradient, relative_error
+from mlp_lib.engines.minibatch import sgd_backward_update
 
 
 def _sizes(depth):
@@ -206,7 +206,7 @@ def test_fused_sgd_step_equals_backward_then_update(activation, dtype):
 def test_blas_products_match_numpy_for_every_layout(dtype):
     """The model's gemm helpers give numpy's results for C-ordered, Fortran-ordered
     and strided operands, keep the dtype, and update the weights in place."""
-    from mlp_lib._blas import add_product as _add_product, matmul as _matmul
+    from mlp_lib.core.blas import add_product as _add_product, matmul as _matmul
 
     rng = np.random.default_rng(0)
     left, right = rng.normal(size=(6, 5)).astype(dtype), rng.normal(size=(5, 4)).astype(dtype)
@@ -233,7 +233,7 @@ def test_blas_products_match_numpy_for_every_layout(dtype):
 
 
 def test_relu_with_the_cached_zeros_equals_maximum_and_leaves_the_cache_zero():
-    from mlp_lib._blas import zeros_like
+    from mlp_lib.core.blas import zeros_like
 
     rng = np.random.default_rng(2)
     model = MLP([600, 5], "relu", "he", seed=0, dtype=np.float32)

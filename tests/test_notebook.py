@@ -1,4 +1,4 @@
-"""The notebooks' plumbing (mlp_lib.notebook): modes, where a run writes, what it
+"""The notebooks' plumbing (mlp_lib.study.notebook): modes, where a run writes, what it
 reads from other notebooks, and the first cells every notebook must have."""
 
 import json
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlp_lib import experiments, notebook
-from mlp_lib.notebook import MODES, NOTEBOOKS, Plan, resolve_mode
-from mlp_lib.tables import Table, markdown_table
+from mlp_lib.study import experiments, notebook
+from mlp_lib.study.notebook import MODES, NOTEBOOKS, Plan, resolve_mode
+from mlp_lib.study.tables import Table, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_a_notebook_run_writes_outside_the_committed_results_unless_reproduce_re
 
 
 def test_modes_set_seeds_and_lengths(clean_env):
-    from mlp_lib.beyond import LADDER
+    from mlp_lib.study.beyond import LADDER
 
     preview, quick, full = Plan("01", "preview"), Plan("01", "quick"), Plan("01", "full")
     assert preview.seeds == quick.seeds == (0,) and full.seeds == experiments.SEEDS
@@ -203,7 +203,7 @@ def test_plots_carry_no_chinese_text_that_their_font_could_not_draw():
         for cell in _cells(nb):
             if cell["cell_type"] == "code":
                 assert not cjk.search("".join(cell["source"])), nb.file
-    assert not cjk.search((ROOT / "mlp_lib" / "plots.py").read_text())
+    assert not cjk.search((ROOT / "mlp_lib" / "study" / "plots.py").read_text())
 
 
 def test_under_reproduce_the_run_is_not_compared_with_itself(clean_env):

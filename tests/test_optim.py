@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from mlp_lib.optim import SGD, Adam, make_optimizer
-from mlp_lib.schedules import (
+from mlp_lib.core.optim import SGD, Adam, make_optimizer
+from mlp_lib.core.schedules import (
     Constant,
     Cosine,
     LinearDecay,

@@ -8,12 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from mlp_lib import MLP, Constant, LinearDecay, per_sample, reference
+from mlp_lib import MLP, Constant, LinearDecay
+from mlp_lib.engines import per_sample, reference
 
 _TRAIN = """
 import hashlib, numpy as np
-from mlp_lib import MLP, load_mnist, experiments
-from mlp_lib.per_sample import train_per_sample
+from mlp_lib import MLP, load_mnist
+from mlp_lib.study import experiments
+from mlp_lib.engines.per_sample import train_per_sample
 x, y = load_mnist("train")
 for row_id in ("relu-he-const", "sigmoid-normal"):
     row = experiments.ROWS[row_id]

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlp_lib import runs as runs_module
-from mlp_lib import serve as serve_module
-from mlp_lib.runs import LIMITS, Runs, settings_from
-from mlp_lib.serve import ModelStore, make_server
+from mlp_lib.apps import runs as runs_module
+from mlp_lib.apps import serve as serve_module
+from mlp_lib.apps.runs import LIMITS, Runs, settings_from
+from mlp_lib.apps.serve import ModelStore, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = {"row": "relu-he-const", "seed": 1, "epochs": 1, "n_train": 2000}
@@ -477,7 +477,7 @@ def test_stopping_the_server_stops_its_runs(tmp_path, how):
     """Ctrl-C stops the server and its workers; so does a kill -9 of the server
     (a worker sees its pipe close at the next block and ends)."""
     from mlp_lib import MLP
-    from mlp_lib.checkpoint import save_checkpoint
+    from mlp_lib.io.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "tiny.npz", MLP([784, 8, 10], seed=0))
     server = subprocess.Popen(

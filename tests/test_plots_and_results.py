@@ -5,8 +5,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from mlp_lib import MLP, experiments, plots  # noqa: E402
-from mlp_lib.experiments import RunResult  # noqa: E402
+from mlp_lib import MLP  # noqa: E402
+from mlp_lib.study import experiments, plots  # noqa: E402
+from mlp_lib.study.experiments import RunResult  # noqa: E402
 
 
 def _titled(fig):

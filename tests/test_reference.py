@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mlp_lib import MLP, Constant, DivergenceError, LinearDecay
-from mlp_lib import per_sample, reference
+from mlp_lib.engines import per_sample, reference
 
 FOUR = [784, 512, 256, 64, 10]
 SIX = [784, 512, 256, 128, 64, 32, 10]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mlp_lib import MLP
-from mlp_lib.serve import MAX_BODY, ModelStore, make_server
+from mlp_lib.apps.serve import MAX_BODY, ModelStore, make_server
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_predict_pixels_answers_every_field(server):
 
 
 def test_predict_image_uses_predicts_preparation(server):
-    from mlp_lib.data import image_to_mnist
+    from mlp_lib.io.data import image_to_mnist
 
     url = png_data_url(stroke_image())
     status, answer = request(server, "POST", "/api/predict", {"image": url, "model": "sigmoid"})
@@ -222,7 +222,7 @@ def _start_cli(*args, env=None):
 
 
 def test_the_cli_serves_checkpoints_and_warns_off_loopback(tmp_path):
-    from mlp_lib.checkpoint import save_checkpoint
+    from mlp_lib.io.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "tiny.npz", MLP([784, 8, 10], seed=0))
     process, line = _start_cli(tmp_path / "tiny.npz", "--port", "0", "--host", "0.0.0.0")
@@ -246,8 +246,8 @@ def test_the_cli_refuses_a_bad_checkpoint_before_serving(tmp_path):
 
 def test_default_models_come_from_the_cache_when_present(tmp_path):
     """With every default model cached, nothing is trained and all are ready."""
-    from mlp_lib.checkpoint import save_checkpoint
-    from mlp_lib.serve import DEFAULT_MODELS, load_defaults
+    from mlp_lib.io.checkpoint import save_checkpoint
+    from mlp_lib.apps.serve import DEFAULT_MODELS, load_defaults
 
     for k, name in enumerate(DEFAULT_MODELS):
         save_checkpoint(tmp_path / f"{name}.npz", MLP([784, 8 + k, 10], seed=k))
@@ -262,8 +262,8 @@ def test_default_models_come_from_the_cache_when_present(tmp_path):
 def test_each_default_model_is_listed_with_its_own_description_layers_and_accuracy(tmp_path):
     """What /api/models says of each default model is what its checkpoint and cache
     record hold (every model once had the last model's description)."""
-    from mlp_lib.checkpoint import load_checkpoint, save_checkpoint
-    from mlp_lib.serve import DEFAULT_MODELS, load_defaults
+    from mlp_lib.io.checkpoint import load_checkpoint, save_checkpoint
+    from mlp_lib.apps.serve import DEFAULT_MODELS, load_defaults
 
     for k, name in enumerate(DEFAULT_MODELS):
         save_checkpoint(tmp_path / f"{name}.npz", MLP([784, 8 + k, 10], seed=k))
@@ -302,7 +302,7 @@ def test_a_checkpoint_is_listed_with_its_measured_test_accuracy(mnist_test):
 
 @pytest.mark.slow
 def test_a_default_model_in_training_shows_its_progress_then_its_accuracy(tmp_path, monkeypatch):
-    import mlp_lib.serve as serve
+    import mlp_lib.apps.serve as serve
 
     monkeypatch.setattr(
         serve,

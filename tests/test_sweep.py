@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mlp_lib.sweep import Job, grid, load_config, read_results, run_sweep
+from mlp_lib.study.sweep import Job, grid, load_config, read_results, run_sweep
 
 SMALL = dict(
     rows=["relu-he-const", "sigmoid-normal"],
@@ -147,7 +147,7 @@ def test_without_retries_a_killed_worker_s_runs_are_reported_lost(tmp_path):
 @pytest.fixture(scope="module")
 def dask_client():
     pytest.importorskip("distributed")
-    from mlp_lib.sweep import connect
+    from mlp_lib.study.sweep import connect
 
     client, cluster = connect("local:2")  # as --scheduler local:2 makes it
     yield client

@@ -108,7 +108,7 @@ def test_a_layer_with_no_active_unit_stops_backprop_exactly(mnist_train):
     the engine then ends each step's backward pass at that layer (delta is exactly
     0 below, so W + 0 = W) and still equals the reference trainer to 1e-12
     (relative: the first steps blow the weights up to ~5e6)."""
-    from mlp_lib import reference
+    from mlp_lib.engines import reference
 
     images, labels = mnist_train[0][:1500], mnist_train[1][:1500]
     start = MLP([784, 512, 256, 64, 10], "relu", "uniform", seed=0)

@@ -1,7 +1,7 @@
 """Sphinx configuration of the notebooks' site (``python3 tasks.py site``).
 
 ``tasks.py`` assembles the sources in ``build/site-src/`` (this file, an index generated from
-``mlp_lib.notebook``, the specification, copies of the committed notebooks) and
+``mlp_lib.study.notebook``, the specification, copies of the committed notebooks) and
 builds them with this file into ``site/``. The notebooks are shown as committed,
 never re-executed (myst-nb, ``nb_execution_mode = "off"``). Everything the pages
 load is in ``site/``: MathJax comes from the ``jupyter-server-mathjax`` package and is

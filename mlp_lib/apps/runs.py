@@ -31,11 +31,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .schedules import schedule_from_dict, schedule_to_dict
+from ..core.schedules import schedule_from_dict, schedule_to_dict
+from ..io.project import RESULTS_DIR
 
 __all__ = [
     "LIMITS",
@@ -85,14 +85,14 @@ class SettingsError(ValueError):
 
 
 def _rungs():
-    from .beyond import LADDER, SPRINT
+    from ..study.beyond import LADDER, SPRINT
 
     return {r.name: r for r in [*LADDER, SPRINT]}
 
 
 def presets():
     """Every preset the page offers: the report's rows, then notebook 05's rungs."""
-    from .experiments import ROWS
+    from ..study.experiments import ROWS
 
     listed = [
         {
@@ -158,7 +158,7 @@ def settings_from(request):
     (``layers`` (hidden widths), ``activation``, ``init``, ``schedule``
     ("constant" or "decay": the report's linear decay over ``decay_steps``), ``lr``,
     and the common ones). Raises ``SettingsError`` naming the field at fault."""
-    from .experiments import ROWS
+    from ..study.experiments import ROWS
 
     if not isinstance(request, dict):
         raise SettingsError("body", "must be a JSON object")
@@ -251,7 +251,7 @@ def settings_from(request):
 
 
 def _schedule(kind, lr, decay_steps):
-    from .schedules import Constant, LinearDecay
+    from ..core.schedules import Constant, LinearDecay
 
     if kind == "constant":
         return Constant(lr)
@@ -260,7 +260,7 @@ def _schedule(kind, lr, decay_steps):
 
 def _row(settings):
     """The ``experiments.Row`` a row run trains (a report row, or custom settings)."""
-    from .experiments import ROWS, Row
+    from ..study.experiments import ROWS, Row
 
     if settings["preset"] is not None:
         return ROWS[settings["preset"]]
@@ -296,13 +296,13 @@ def label(settings):
 def reference_for(row_id, dataset):
     """The report's figures for a row and our committed five-seed results
     (``results/ROW.json`` of a source checkout), or None for other runs."""
-    from .experiments import ROWS
+    from ..study.experiments import ROWS
 
     row = ROWS.get(row_id)
     if row is None or dataset != "mnist":
         return None
     reference = {"report_loss": row.report_loss, "report_accuracy": row.report_accuracy}
-    path = Path(__file__).resolve().parent.parent / "results" / f"{row_id}.json"
+    path = RESULTS_DIR / f"{row_id}.json"
     try:
         runs = json.loads(path.read_text())["runs"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -379,7 +379,7 @@ class _Watcher:
         self.sent_at = now or time.perf_counter()
 
     def _evaluate(self, step):
-        from .model import evaluate
+        from ..core.model import evaluate
 
         with np.errstate(all="ignore"):
             loss, accuracy = evaluate(self.model, *self.test)
@@ -441,7 +441,7 @@ def _work(conn, settings, run_id):
     """A worker process: train ``settings`` as ``reproduce`` does, watched."""
     from threadpoolctl import threadpool_limits
 
-    from .data import default_root, load_dataset
+    from ..io.data import default_root, load_dataset
 
     if hasattr(
         os, "setpgrp"
@@ -455,7 +455,7 @@ def _work(conn, settings, run_id):
             watcher = _Watcher(conn, settings, images[:EVAL_IMAGES], labels[:EVAL_IMAGES])
             conn.send(("state", "running", 0))
             if settings["kind"] == "row":
-                from .experiments import run
+                from ..study.experiments import run
 
                 result = run(
                     _row(settings),
@@ -469,7 +469,7 @@ def _work(conn, settings, run_id):
                 )
                 diverged_at = result.diverged_at
             else:
-                from .beyond import run_rung
+                from ..study.beyond import run_rung
 
                 result = run_rung(
                     _rungs()[settings["preset"]],

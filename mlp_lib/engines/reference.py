@@ -21,7 +21,7 @@ update, and :math:`\eta_s` the schedule's rate at step :math:`s`.
 ``SGD.step`` (7): the same objects the rest of the library uses.
 
 This loop is slow (generic code for a batch of one, weight-sized gradients
-allocated every step). ``mlp_lib.per_sample`` is the engine that computes the
+allocated every step). ``mlp_lib.engines.per_sample`` is the engine that computes the
 same numbers much faster (notebook 01 measures the two side by side), and the
 tests prove the two agree to 1e-12 (``tests/test_reference.py``).
 """
@@ -33,10 +33,10 @@ import time
 
 import numpy as np
 
+from ..core.model import MLP
+from ..core.optim import SGD
+from ..core.schedules import Constant
 from .lifecycle import DivergenceError, History, block_means, check_data, check_positive_int
-from .model import MLP
-from .optim import SGD
-from .schedules import Constant
 
 __all__ = ["train_per_sample"]
 
@@ -51,14 +51,14 @@ def train_per_sample(model: MLP, images, labels, epochs=3, schedule=None, record
         Used in this order every epoch (no shuffling), as the report does.
     epochs : int, default 3
     schedule : schedule, default ``Constant(0.01)``
-        Learning rate by global step (``mlp_lib.schedules``).
+        Learning rate by global step (``mlp_lib.core.schedules``).
     record_every : int, default 100
         Steps averaged into one entry of ``History.loss_curve``.
 
     Returns
     -------
     History
-        As ``mlp_lib.per_sample.train_per_sample`` returns it. A NaN or
+        As ``mlp_lib.engines.per_sample.train_per_sample`` returns it. A NaN or
         infinite loss raises ``DivergenceError``.
     """
     images, labels = check_data(model, images, labels)

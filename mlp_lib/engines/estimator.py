@@ -9,9 +9,9 @@ import warnings
 
 import numpy as np
 
-from .model import MLP
-from .schedules import Constant, LinearDecay
-from .train import evaluate, train_minibatch, train_per_sample
+from ..core.model import MLP
+from ..core.schedules import Constant, LinearDecay
+from . import evaluate, train_minibatch, train_per_sample
 
 __all__ = ["MLPClassifier", "NotFittedError"]
 

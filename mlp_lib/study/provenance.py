@@ -13,9 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..io.project import ROOT as _ROOT
+
 __all__ = ["provenance", "cpu_model"]
 
-_ROOT = Path(__file__).resolve().parent.parent
 _CODE = ("mlp_lib", "benchmarks", "data", "tasks.py", "pyproject.toml")
 
 

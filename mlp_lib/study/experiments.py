@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .data import default_root, load_dataset
-from .lifecycle import progress_bar
-from .model import MLP, evaluate
-from .per_sample import train_per_sample
+from ..core.model import MLP, evaluate
+from ..core.schedules import Constant, LinearDecay
+from ..engines.lifecycle import progress_bar
+from ..engines.per_sample import train_per_sample
+from ..io.data import default_root, load_dataset
 from .provenance import provenance
-from .schedules import Constant, LinearDecay
 from .tables import figure, markdown_table, mean_std
 
 __all__ = [
@@ -442,12 +442,9 @@ def format_table(summary):
     return markdown_table(header, rows)
 
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
-
-
 def save_results(results, path, command=None):
     """Write results (figures and loss curves, no models) as JSON to ``path``,
-    with their provenance (``mlp_lib.provenance``): ``{"provenance": ...,
+    with their provenance (``mlp_lib.study.provenance``): ``{"provenance": ...,
     "runs": [...]}``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

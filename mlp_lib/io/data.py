@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .project import DATA_DIR
+
 __all__ = [
     "DataError",
     "read_idx",
@@ -113,7 +115,7 @@ def default_root(dataset="mnist") -> Path:
         if (env / dataset).is_dir():
             return env / dataset
         return env if dataset == "mnist" else env.parent / dataset
-    return Path(__file__).resolve().parent.parent / "data" / dataset
+    return DATA_DIR / dataset
 
 
 def _check_dataset(name):

@@ -1,9 +1,10 @@
 """The README's figures, generated from the result files under ``results/``.
 
 Each generated section sits between ``<!-- NAME:start -->`` and
-``<!-- NAME:end -->`` in README.md. ``python3 tasks.py readme`` (or
-``python -m mlp_lib table --update-readme``) rewrites them all; a test fails
-when the README and the result files disagree. Plumbing, not maths.
+``<!-- NAME:end -->`` in README.md. ``python3 tasks.py readme`` (``python
+tools/readme.py`` inside the project's environment) rewrites them all; a test
+fails when the README and the result files disagree. A developer's tool: it
+edits the checkout's README, so it is not part of the installed package.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import json
 import math
 from pathlib import Path
 
-from .experiments import RESULTS_DIR as RESULTS
-
-ROOT = RESULTS.parent
+from mlp_lib.io.project import RESULTS_DIR as RESULTS
+from mlp_lib.io.project import ROOT
 
 __all__ = ["SECTIONS", "render", "update", "stale_sections"]
 
@@ -39,7 +39,13 @@ def _made(prov):
 
 
 def render_results():
-    from .experiments import ROWS, format_table, load_provenance, load_results, summarize
+    from mlp_lib.study.experiments import (
+        ROWS,
+        format_table,
+        load_provenance,
+        load_results,
+        summarize,
+    )
 
     results, made = [], []
     for row_id in ROWS:
@@ -209,7 +215,7 @@ def render_performance():
 
 
 def render_timings():
-    from .notebook import MODES, duration, timings
+    from mlp_lib.study.notebook import MODES, duration, timings
 
     document = timings()
     if not document:
@@ -246,9 +252,9 @@ def render_timings():
 
 
 def render_fashion():
-    from .conclusions import format_verdicts, judge, results_from_records, side_by_side
-    from .experiments import ROWS, load_results
-    from .sweep import read_results
+    from mlp_lib.study.conclusions import format_verdicts, judge, results_from_records, side_by_side
+    from mlp_lib.study.experiments import ROWS, load_results
+    from mlp_lib.study.sweep import read_results
 
     records = list(read_results(RESULTS / "fashion-mnist.jsonl").values())
     if not records:
@@ -299,7 +305,7 @@ def _span(pair):
 
 
 def render_playground():
-    from .runs import LIMITS
+    from mlp_lib.apps.runs import LIMITS
 
     lo = lambda key: f"{LIMITS[key][0]:,}–{LIMITS[key][1]:,}"  # noqa: E731
     lines = [
@@ -394,3 +400,11 @@ def update(readme=ROOT / "README.md"):
         text = f"{head}\n{fresh}\n{tail}"
     readme.write_text(text)
     return changed
+
+
+if __name__ == "__main__":
+    changed = update()
+    print(
+        f"README.md: regenerated {', '.join(SECTIONS)} from results/ "
+        f"({', '.join(changed) or 'nothing'} changed)"
+    )

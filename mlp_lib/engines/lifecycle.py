@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from .checkpoint import TrainingState, data_fingerprint, save_checkpoint
-from .functional import ACTIVATIONS
-from .schedules import Constant, schedule_from_dict, schedule_to_dict
+from ..core.functional import ACTIVATIONS
+from ..core.schedules import Constant, schedule_from_dict, schedule_to_dict
+from ..io.checkpoint import TrainingState, data_fingerprint, save_checkpoint
 
 __all__ = [
     "History",
@@ -205,7 +205,7 @@ def settings(
         schedule = Constant(default_lr) if schedule is None else schedule
         if not callable(schedule) or not hasattr(schedule, "values"):
             raise ValueError(
-                f"schedule must be a schedule from mlp_lib.schedules, got {schedule!r}"
+                f"schedule must be a schedule from mlp_lib.core.schedules, got {schedule!r}"
             )
         record_every = check_positive_int(
             "record_every", 100 if record_every is None else record_every

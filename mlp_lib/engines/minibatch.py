@@ -14,9 +14,11 @@ import time
 
 import numpy as np
 
-from ._blas import add_product
-from .checkpoint import data_fingerprint
-from .functional import softmax_cross_entropy_grad
+from ..core.blas import add_product
+from ..core.functional import softmax_cross_entropy_grad
+from ..core.model import MLP, as_generator, evaluate
+from ..core.optim import SGD
+from ..io.checkpoint import data_fingerprint
 from .lifecycle import (
     Block,
     History,
@@ -31,8 +33,6 @@ from .lifecycle import (
     settings,
     sigint_flag,
 )
-from .model import MLP, as_generator, evaluate
-from .optim import SGD
 
 __all__ = ["train_minibatch", "sgd_backward_update"]
 
@@ -212,7 +212,7 @@ def train_minibatch(
     seed : None, int or Generator
         Shuffling; dropout and augmentation draw from two generators spawned
         from it, so each is reproducible on its own.
-    optimizer : ``mlp_lib.optim`` optimiser, default plain ``SGD()``
+    optimizer : ``mlp_lib.core.optim`` optimiser, default plain ``SGD()``
     weight_decay : float
         L2 penalty :math:`\\tfrac{\\lambda}{2}\\sum\\lVert W\\rVert^2` (biases excluded).
     dropout, input_dropout : float
@@ -221,7 +221,7 @@ def train_minibatch(
         After each step, each unit's incoming weight vector is rescaled to norm
         at most this (Srivastava et al. 2014).
     augment : callable, optional
-        ``augment(batch_images, rng) -> batch_images`` (e.g. ``mlp_lib.augment.distort``).
+        ``augment(batch_images, rng) -> batch_images`` (e.g. ``mlp_lib.core.augment.distort``).
     validation : (images, labels), optional
         Evaluated after every epoch (``history.val_loss``, ``val_accuracy``); at
         the end the model gets back the weights of the epoch with the lowest
@@ -234,7 +234,7 @@ def train_minibatch(
         schedule is still the one of ``epochs`` epochs. For short checks of a
         long configuration (notebook 05's regression fingerprint).
     checkpoint, resume
-        As in ``mlp_lib.per_sample.train_per_sample``, for every option: the
+        As in ``mlp_lib.engines.per_sample.train_per_sample``, for every option: the
         checkpoint keeps the optimiser's state, the dropout and augmentation
         generators, the validation history and the best weights, so a resumed
         run ends bit-identical to one never interrupted. Resume with the same
@@ -261,7 +261,7 @@ def train_minibatch(
     batch_size = check_positive_int("batch_size", batch_size)
     optimizer = SGD() if optimizer is None else optimizer
     if not hasattr(optimizer, "step"):
-        raise ValueError(f"optimizer must be one of mlp_lib.optim, got {optimizer!r}")
+        raise ValueError(f"optimizer must be one of mlp_lib.core.optim, got {optimizer!r}")
     if weight_decay < 0 or (max_norm is not None and max_norm <= 0):
         raise ValueError(
             f"weight_decay must be >= 0 and max_norm > 0, got {weight_decay!r} and {max_norm!r}"

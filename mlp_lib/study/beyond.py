@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .augment import distort
-from .data import load_dataset
-from .minibatch import train_minibatch
-from .model import MLP, evaluate
-from .optim import SGD, Adam
+from ..core.augment import distort
+from ..core.model import MLP, evaluate
+from ..core.optim import SGD, Adam
+from ..core.schedules import Constant, Cosine
+from ..engines.minibatch import train_minibatch
+from ..io.data import load_dataset
 from .provenance import provenance
-from .schedules import Constant, Cosine
 
 __all__ = [
     "Rung",

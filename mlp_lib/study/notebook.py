@@ -25,8 +25,8 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
+from ..io.project import NOTEBOOKS_DIR, RESULTS_DIR
 from .tables import markdown_table
 
 __all__ = [
@@ -40,8 +40,7 @@ __all__ = [
     "TIMINGS",
 ]
 
-_ROOT = Path(__file__).resolve().parent.parent
-RESULTS = _ROOT / "results"
+RESULTS = RESULTS_DIR
 TIMINGS = RESULTS / "timings.json"
 
 #: The report's sections (its table of contents), by label.
@@ -72,7 +71,7 @@ class Notebook:
 
     @property
     def path(self):
-        return _ROOT / "notebooks" / self.file
+        return NOTEBOOKS_DIR / self.file
 
 
 NOTEBOOKS = {

@@ -1,6 +1,6 @@
 r"""The fast per-sample engine: the report's SGD with batch size 1, compiled.
 
-The algorithm is the one of ``mlp_lib.reference.train_per_sample`` (read that
+The algorithm is the one of ``mlp_lib.engines.reference.train_per_sample`` (read that
 first: each of its lines is an equation, numbered (1)–(7)); this module is the
 same computation as plain loops compiled by numba, and ``tests/test_reference.py``
 proves the two equal to 1e-12 over thousands of steps. It is faster because it
@@ -26,7 +26,7 @@ targets (tested with ``NUMBA_CPU_NAME=generic`` against the host). The
 kernels are compiled on first use and cached on disk (``cache=True``); a
 read-only installation caches in numba's user folder instead.
 
-Names follow ``mlp_lib.model``: ``z`` is a layer's pre-activation :math:`Z_l`,
+Names follow ``mlp_lib.core.model``: ``z`` is a layer's pre-activation :math:`Z_l`,
 ``a`` its activation :math:`A_l`, ``delta`` :math:`\delta_l = \partial L/\partial Z_l`.
 """
 
@@ -40,7 +40,8 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
-from .functional import LEAKY_SLOPE
+from ..core.functional import LEAKY_SLOPE
+from ..core.model import MLP
 from .lifecycle import (
     Block,
     History,
@@ -54,7 +55,6 @@ from .lifecycle import (
     settings,
     sigint_flag,
 )
-from .model import MLP
 
 __all__ = ["train_per_sample", "nonzero_pixels"]
 
@@ -341,7 +341,7 @@ def train_per_sample(
 ):
     """The report's training, fast: SGD with batch size 1 in the given order.
 
-    Same results as ``mlp_lib.reference.train_per_sample`` (up to rounding; the
+    Same results as ``mlp_lib.engines.reference.train_per_sample`` (up to rounding; the
     same bits on any CPU), compiled (numba).
 
     Parameters
@@ -354,7 +354,7 @@ def train_per_sample(
     epochs : int, default 3
         Passes over the data; the report uses 3 (180,000 steps on MNIST).
     schedule : schedule, default ``Constant(0.01)``
-        Learning rate by global step (``mlp_lib.schedules``).
+        Learning rate by global step (``mlp_lib.core.schedules``).
     record_every : int, default 100
         Steps averaged into one entry of ``loss_curve`` (the report: 100).
     progress : bool, None or callable

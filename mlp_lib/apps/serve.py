@@ -1,6 +1,6 @@
 """``python -m mlp_lib serve``: a local page to draw a digit and watch every layer.
 
-The page (``mlp_lib/static/``: plain HTML, CSS and JavaScript, no network)
+The page (``mlp_lib/apps/static/``: plain HTML, CSS and JavaScript, no network)
 sends what is drawn to a small JSON API served by the standard library's
 ``ThreadingHTTPServer``:
 
@@ -25,7 +25,7 @@ sends what is drawn to a small JSON API served by the standard library's
 ``"run": ID`` instead of ``"model"`` answers with a playground run's weights
 as they are at that moment.
 
-The playground (``/playground``; its runs: ``mlp_lib.runs``):
+The playground (``/playground``; its runs: ``mlp_lib.apps.runs``):
 
 ``GET /api/presets``
     The report's rows and notebook 05's rungs, and ``runs.LIMITS``.
@@ -60,8 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import DataError, image_to_mnist
+from ..io.checkpoint import load_checkpoint, save_checkpoint
+from ..io.data import DataError, image_to_mnist
 from .runs import LIMITS, RunError, Runs, SettingsError, presets
 
 __all__ = [
@@ -143,7 +143,7 @@ class ModelStore:
         """MNIST's test set, or False when mlp_lib is installed without its data."""
         if self._probe is None:
             try:
-                from .data import load_mnist
+                from ..io.data import load_mnist
 
                 self._probe = load_mnist("test")
             except (OSError, DataError):
@@ -173,7 +173,7 @@ class ModelStore:
 
     def add(self, name, model, description="", test_accuracy=None):
         """Offer ``model``; without ``test_accuracy`` it is measured on the test set."""
-        from .model import evaluate
+        from ..core.model import evaluate
 
         test = self._test_images()
         dead = dead_units(model, test[0][:2000]) if test is not False else None
@@ -522,7 +522,7 @@ def _is_page(path):
 
 
 def _static_file(path):
-    """The file of ``mlp_lib/static/`` that ``path`` names (``/`` is the page), or None."""
+    """The file of ``mlp_lib/apps/static/`` that ``path`` names (``/`` is the page), or None."""
     if not _is_page(path):
         return None
     return _STATIC_FILES.get(_PAGES.get(path) or path[len("/static/") :])
@@ -549,7 +549,7 @@ def _train_default(name, spec, path, progress):
     ``progress``, a shared value, follows the fraction done for the page)."""
     from threadpoolctl import threadpool_limits
 
-    from .provenance import provenance
+    from ..study.provenance import provenance
 
     kind, key, options = spec
 
@@ -560,11 +560,11 @@ def _train_default(name, spec, path, progress):
         os.nice(10)
     with threadpool_limits(1):
         if kind == "row":
-            from .experiments import run
+            from ..study.experiments import run
 
             result = run(key, seed=0, progress=report, **options)
         else:
-            from .beyond import rung_by_name, run_rung
+            from ..study.beyond import run_rung, rung_by_name
 
             result = run_rung(
                 rung_by_name(key), seed=0, keep_model=True, progress=report, **options

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import MLP
+from ..core.model import MLP
+from .project import VERSION
 
 __all__ = [
     "CheckpointError",
@@ -90,13 +91,11 @@ def save_checkpoint(path, model: MLP, state: TrainingState | None = None):
     """Write ``model`` (and ``state``) to ``path`` (.npz), atomically: the file is
     written beside the target and renamed, so an interrupted save never leaves
     a half-written checkpoint in its place."""
-    from . import __version__
-
     path = Path(path)
     meta = {
         "format": FORMAT,
         "library": "mlp_lib",
-        "version": __version__,
+        "version": VERSION,
         "layer_sizes": model.layer_sizes,
         "activation": model.activation,
         "init": model.init,
@@ -178,8 +177,8 @@ def _is_int(value):
 
 def _check_meta(meta, path):
     """Refuse metadata of the wrong shape before anything is allocated from it."""
-    from .functional import ACTIVATIONS
-    from .init import INITS
+    from ..core.functional import ACTIVATIONS
+    from ..core.init import INITS
 
     def bad(what):
         raise CheckpointError(f"{path}: metadata invalid: {what}")

@@ -40,7 +40,7 @@ CHANCE = 0.2
 
 
 def results_from_records(records):
-    """``RunResult``s from a sweep's row records (``mlp_lib.sweep``)."""
+    """``RunResult``s from a sweep's row records (``mlp_lib.study.sweep``)."""
     return [
         RunResult(
             r["name"],

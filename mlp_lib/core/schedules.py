@@ -152,7 +152,7 @@ def schedule_to_dict(schedule):
             "warmup": schedule.warmup,
             "final": schedule.final,
         }
-    raise ValueError(f"cannot describe schedule {schedule!r}; use one of mlp_lib.schedules")
+    raise ValueError(f"cannot describe schedule {schedule!r}; use one of mlp_lib.core.schedules")
 
 
 def schedule_from_dict(description):

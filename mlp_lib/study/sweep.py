@@ -25,7 +25,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from .lifecycle import progress_bar
+from ..engines.lifecycle import progress_bar
 
 __all__ = [
     "Job",
@@ -62,8 +62,8 @@ class Job:
         return f"{self.dataset}/{self.kind}:{self.name}/seed={self.seed}{extra}"
 
     def check(self):
+        from ..io.data import DATASETS
         from .beyond import rung_by_name
-        from .data import DATASETS
         from .experiments import get_row
 
         if self.kind == "row":
@@ -154,7 +154,7 @@ def run_job(job: Job, command=None):
                 "loss_curve": [float(v) for v in result.loss_curve],
             }
         else:
-            from .beyond import rung_by_name, run_rung
+            from .beyond import run_rung, rung_by_name
 
             result = run_rung(
                 rung_by_name(job.name), job.seed, epochs=job.epochs, dataset=job.dataset

@@ -49,7 +49,8 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from ._blas import matmul, zeros_like
+
+from .blas import matmul, zeros_like
 from .functional import (
     ACTIVATIONS,
     cross_entropy,
@@ -106,7 +107,7 @@ class MLP:
     activation : {"relu", "sigmoid", "tanh", "leaky_relu"}
         Hidden activation.
     init : {"he", "xavier", "normal", "uniform"}
-        Initialiser (``mlp_lib.init``); biases start at 0.
+        Initialiser (``mlp_lib.core.init``); biases start at 0.
     seed : None, int or numpy.random.Generator
         Source of the initial weights.
     dtype : numpy float dtype
