@@ -8,7 +8,7 @@ from it: ``python3 tasks.py readme``).
 1. The observer hook: ``train_per_sample`` on ``--images`` MNIST images (one
    epoch; each round the next images) of the report's ReLU row (``relu-he-const``) and sigmoid row
    (``sigmoid-normal``), without an observer, with one that does nothing, and
-   with the playground's own (``runs._Watcher``, its messages read by a thread
+   with the playground's own (``run_worker.Watcher``, its messages read by a thread
    at the other end of a pipe, as the server does; no test-set evaluations,
    which are a cost of the page, not of the hook). Steps/s, and the hook's
    cost as 1 - steps/s with / without.
@@ -55,12 +55,12 @@ def _drain(conn):
 
 def _watcher(steps):
     """The playground's observer with a pipe to a reading thread (as in a worker)."""
-    from mlp_lib.apps import runs
+    from mlp_lib.apps import run_worker
 
     mine, theirs = multiprocessing.Pipe()
     reader = threading.Thread(target=_drain, args=(theirs,), daemon=True)
     reader.start()
-    watcher = runs._Watcher(mine, {"steps": steps}, None, None)
+    watcher = run_worker.Watcher(mine, {"steps": steps}, None, None)
     watcher.eval_every = 10**12  # no test-set evaluation: the hook alone
     watcher.started = time.perf_counter()
     return watcher, mine

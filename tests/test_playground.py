@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlp_lib.apps import runs as runs_module
+from mlp_lib.apps import run_settings
 from mlp_lib.apps import serve as serve_module
-from mlp_lib.apps.runs import LIMITS, Runs, settings_from
+from mlp_lib.apps.run_settings import LIMITS, settings_from
+from mlp_lib.apps.runs import Runs
 from mlp_lib.apps.serve import ModelStore, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -375,7 +376,7 @@ def test_fuzzed_run_bodies_get_201_or_a_400_naming_a_field_never_a_crash(body):
     field it blames, one of the body's keys (or "body")."""
     try:
         settings = settings_from(body)
-    except runs_module.SettingsError as exc:
+    except run_settings.SettingsError as exc:
         assert exc.field in body or exc.field == "body", (exc.field, body)
         return
     assert 1 <= settings["steps"] and settings["seed"] >= 0

@@ -62,7 +62,9 @@ import numpy as np
 
 from ..io.checkpoint import load_checkpoint, save_checkpoint
 from ..io.data import DataError, image_to_mnist
-from .runs import LIMITS, RunError, Runs, SettingsError, presets
+from .predictions import describe_prediction
+from .run_settings import LIMITS, SettingsError, presets
+from .runs import RunError, Runs
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -78,7 +80,6 @@ STATIC = Path(__file__).parent / "static"
 _STATIC_FILES = {p.name: p for p in STATIC.iterdir() if p.is_file()}  # by name: no ../
 MAX_BODY = 1_000_000  # bytes of a request body
 _DRAIN_LIMIT = 8 * MAX_BODY  # a larger body is not even read before the 413
-TOP_UNITS = 6  # first-layer units whose weights the page draws
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -309,30 +310,6 @@ def predict_json(store, body, runs=None):
     return describe_prediction(name, model, _pixels_from(request))
 
 
-def describe_prediction(name, model, x):
-    """What ``POST /api/predict`` answers for the prepared pixels ``x`` (784)."""
-    probs, cache = model.forward_cache(np.asarray(x).astype(model.dtype)[None, :])
-    hidden = [a[0] for a in cache["A"][1:]]
-    top = np.argsort(-hidden[0], kind="stable")[:TOP_UNITS]
-    first = model.weights[0]
-    with np.errstate(all="ignore"):
-        return {
-            "model": name,
-            "label": int(np.argmax(probs[0])),
-            "probabilities": np.round(probs[0].astype(float), 6).tolist(),
-            "input": np.round(np.asarray(x, dtype=float), 4).tolist(),
-            "activations": [np.round(a.astype(float), 4).tolist() for a in hidden],
-            "first_layer": [
-                {
-                    "unit": int(j),
-                    "activation": round(float(hidden[0][j]), 4),
-                    "weights": np.round(first[:, j].astype(float), 4).tolist(),
-                }
-                for j in top
-            ],
-        }
-
-
 class _Handler(BaseHTTPRequestHandler):
     server_version = "mlp_lib"
     timeout = 15  # a client that stalls mid-request (or stops reading a stream) is dropped
@@ -547,8 +524,7 @@ def _train_default(name, spec, path, progress):
     """Train default model ``name`` as ``spec`` says and save it to ``path`` (runs in
     a child process, one BLAS thread, with its own progress bar in the terminal;
     ``progress``, a shared value, follows the fraction done for the page)."""
-    from threadpoolctl import threadpool_limits
-
+    from ..study.jobs import Job, train
     from ..study.provenance import provenance
 
     kind, key, options = spec
@@ -558,17 +534,7 @@ def _train_default(name, spec, path, progress):
 
     if hasattr(os, "nice"):  # the playground's runs come first
         os.nice(10)
-    with threadpool_limits(1):
-        if kind == "row":
-            from ..study.experiments import run
-
-            result = run(key, seed=0, progress=report, **options)
-        else:
-            from ..study.beyond import run_rung, rung_by_name
-
-            result = run_rung(
-                rung_by_name(key), seed=0, keep_model=True, progress=report, **options
-            )
+    result = train(Job(kind, key, 0, **options), progress=report, keep_model=True)
     save_checkpoint(path, result.model)
     record = {
         "model": name,

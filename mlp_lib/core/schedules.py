@@ -58,6 +58,11 @@ class LinearDecay:
         self.n_steps = int(n_steps)
         self._rates = np.linspace(self.start, self.end, self.n_steps)
 
+    @classmethod
+    def thousandfold(cls, lr, n_steps):
+        """From ``lr`` down to ``lr / 1000`` over ``n_steps`` (the report's 0.01 -> 1e-5)."""
+        return cls(lr, lr / 1000, n_steps)
+
     def __call__(self, step):
         return float(self._rates[min(int(step), self.n_steps - 1)])
 

@@ -204,7 +204,7 @@ class MLPClassifier:
         schedule = (
             Constant(self.learning_rate)
             if self.lr_decay_steps is None
-            else LinearDecay(self.learning_rate, self.learning_rate / 1000, self.lr_decay_steps)
+            else LinearDecay.thousandfold(self.learning_rate, self.lr_decay_steps)
         )
         X = X.astype(model.dtype, copy=False)
         if self.solver == "minibatch":

@@ -10,9 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from ..core.schedules import Constant, LinearDecay
 from ..engines.lifecycle import progress_bar
 from ..engines.per_sample import train_per_sample
 from ..io.data import default_root, load_dataset
+from .jobs import Job, run_pool, train
 from .provenance import provenance
 from .tables import figure, markdown_table, mean_std
 
@@ -228,52 +227,35 @@ def run(
     )
 
 
-def _run_job(job):
-    return run(progress=False, **job)
-
-
-def _run_job_in_worker(job):
-    # one BLAS thread per worker process: the cores are all busy with other
-    # workers, so the test-set evaluation gains nothing from more
-    with threadpool_limits(1):
-        return _run_job(job)
-
-
-def _expected_cost(job):
-    """Rough relative cost of a job, to start the longest first: per-sample
-    steps cost more in deeper nets (more calls) and with sigmoid (exp)."""
-    row = get_row(job["row_id"])
-    return (job.get("epochs") or row.epochs, len(row.layer_sizes), row.activation == "sigmoid")
+def _task(job):
+    """A ``run(**job)`` dict as ``jobs.run_pool``'s ``(Job, options)``."""
+    options = dict(job)
+    row_id = options.pop("row_id")
+    get_row(row_id)
+    sizes = {k: options.pop(k, None) for k in ("seed", "dataset", "epochs", "n_train")}
+    sizes["seed"] = sizes["seed"] or 0
+    sizes["dataset"] = sizes["dataset"] or "mnist"
+    return Job("row", row_id, **sizes), options
 
 
 def run_jobs(jobs, processes=None, progress=None):
     """``run(**job)`` for each dict in ``jobs``, in parallel processes (default:
     one per core); results in the order of ``jobs``.
 
-    Each process trains with one BLAS thread, so two processes use both cores of
-    a 2-core machine; the jobs expected to take longest start first, so no core
-    idles at the end behind one long job. Results are identical to running the
-    jobs one by one.
+    Each job is ``jobs.train``'s: one BLAS thread, so two processes use both
+    cores of a 2-core machine; the jobs expected to take longest start first.
+    Results are identical to running the jobs one by one.
     """
-    jobs = list(jobs)
-    for job in jobs:
-        get_row(job["row_id"])
-    processes = min(processes or os.cpu_count() or 1, len(jobs))
-    bar = progress_bar(progress, len(jobs), "rows", unit="run")
-    results = []
+    tasks = [_task(job) for job in jobs]
+    results = [None] * len(tasks)
+    bar = progress_bar(progress, len(tasks), "rows", unit="run")
+
+    def done(index, result):
+        results[index] = result
+        bar.update(1)
+
     try:
-        if processes <= 1:
-            for job in jobs:
-                results.append(_run_job(job))
-                bar.update(1)
-        else:
-            order = sorted(range(len(jobs)), key=lambda j: _expected_cost(jobs[j]), reverse=True)
-            results = [None] * len(jobs)
-            with ProcessPoolExecutor(processes) as pool:
-                futures = {pool.submit(_run_job_in_worker, jobs[j]): j for j in order}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    bar.update(1)
+        run_pool(train, tasks, processes, done=done)
     finally:
         bar.close()
     return results

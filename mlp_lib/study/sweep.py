@@ -18,14 +18,12 @@ import json
 import os
 import sys
 import time
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
 
 from ..engines.lifecycle import progress_bar
+from .jobs import Job, run_pool, train
 
 __all__ = [
     "Job",
@@ -37,50 +35,6 @@ __all__ = [
     "run_job",
     "run_sweep",
 ]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run: a report row (per-sample SGD) or a notebook-05 rung, a seed and a
-    dataset. ``epochs`` and ``n_train`` shorten it (quick checks and tests)."""
-
-    kind: str  # "row" or "rung"
-    name: str  # row id, or rung name
-    seed: int
-    dataset: str = "mnist"
-    epochs: int | None = None
-    n_train: int | None = None
-
-    @property
-    def key(self):
-        """The job's identity in a results file."""
-        extra = "".join(
-            f"/{k}={v}"
-            for k, v in (("epochs", self.epochs), ("n_train", self.n_train))
-            if v is not None
-        )
-        return f"{self.dataset}/{self.kind}:{self.name}/seed={self.seed}{extra}"
-
-    def check(self):
-        from ..io.data import DATASETS
-        from .beyond import rung_by_name
-        from .experiments import get_row
-
-        if self.kind == "row":
-            get_row(self.name)
-        elif self.kind == "rung":
-            rung_by_name(self.name)
-            if self.n_train is not None:
-                raise ValueError("n_train applies to rows only")
-        else:
-            raise ValueError(f"a job's kind is 'row' or 'rung', got {self.kind!r}")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
-        for name in ("epochs", "n_train"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        return self
 
 
 @dataclass
@@ -130,43 +84,27 @@ def load_config(path):
 
 
 def run_job(job: Job, command=None):
-    """Train one job with one BLAS thread; its JSON-ready record, with provenance."""
+    """Train one job (``jobs.train``: one BLAS thread); its JSON-ready record, with
+    provenance."""
     from .provenance import provenance
 
-    job.check()
-    with threadpool_limits(1):
-        if job.kind == "row":
-            from .experiments import run
-
-            result = run(
-                job.name,
-                job.seed,
-                progress=False,
-                epochs=job.epochs,
-                n_train=job.n_train,
-                keep_model=False,
-                dataset=job.dataset,
-            )
-            figures = {
-                "test_loss": result.test_loss,
-                "test_accuracy": result.test_accuracy,
-                "diverged_at": result.diverged_at,
-                "loss_curve": [float(v) for v in result.loss_curve],
-            }
-        else:
-            from .beyond import run_rung, rung_by_name
-
-            result = run_rung(
-                rung_by_name(job.name), job.seed, epochs=job.epochs, dataset=job.dataset
-            )
-            figures = {
-                "test_loss": result.test_loss,
-                "test_accuracy": result.test_accuracy,
-                "train_loss": result.train_loss,
-                "val_loss": result.val_loss,
-                "val_accuracy": result.val_accuracy,
-                "best_epoch": result.best_epoch,
-            }
+    result = train(job.check())
+    if job.kind == "row":
+        figures = {
+            "test_loss": result.test_loss,
+            "test_accuracy": result.test_accuracy,
+            "diverged_at": result.diverged_at,
+            "loss_curve": [float(v) for v in result.loss_curve],
+        }
+    else:
+        figures = {
+            "test_loss": result.test_loss,
+            "test_accuracy": result.test_accuracy,
+            "train_loss": result.train_loss,
+            "val_loss": result.val_loss,
+            "val_accuracy": result.val_accuracy,
+            "best_epoch": result.best_epoch,
+        }
     return {
         "key": job.key,
         **asdict(job),
@@ -218,29 +156,15 @@ def _append(path, record):
         os.fsync(handle.fileno())
 
 
-def _cost(job):
-    """Longest first, so no worker idles at the end behind one long run."""
-    return (job.kind == "rung", job.epochs or 3, job.n_train or 60000)
-
-
 def _local(jobs, processes, retries, command, done, lost):
-    attempts = Counter()
-    pending = sorted(jobs, key=_cost, reverse=True)
-    while pending:
-        workers = min(processes or os.cpu_count() or 1, len(pending))
-        with ProcessPoolExecutor(workers) as pool:
-            futures = {pool.submit(run_job, job, command): job for job in pending}
-            pending = []
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    done(future.result())
-                except Exception as exc:  # a dead worker breaks the pool: retry its runs
-                    attempts[job] += 1
-                    if attempts[job] <= retries:
-                        pending.append(job)
-                    else:
-                        lost(job, exc)
+    run_pool(
+        run_job,
+        [(job, {"command": command}) for job in jobs],
+        processes,
+        done=lambda index, record: done(record),
+        lost=lambda index, exc: lost(jobs[index], exc),
+        retries=retries,
+    )
 
 
 def connect(scheduler):
@@ -278,7 +202,7 @@ def _dask(jobs, scheduler, retries, command, done, lost, client=None):
         client, owned = connect(scheduler)
     try:
         futures = {}
-        for job in sorted(jobs, key=_cost, reverse=True):
+        for job in sorted(jobs, key=Job.cost, reverse=True):
             future = client.submit(
                 run_job,
                 job,
@@ -354,12 +278,6 @@ def run_sweep(
     try:
         if todo and (client is not None or scheduler is not None):
             _dask(todo, scheduler, retries, command, done, lost, client=client)
-        elif (processes or os.cpu_count() or 1) <= 1 or len(todo) <= 1:
-            for job in todo:
-                try:
-                    done(run_job(job, command))
-                except Exception as exc:
-                    lost(job, exc)
         else:
             _local(todo, processes, retries, command, done, lost)
     finally:
