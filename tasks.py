@@ -9,7 +9,7 @@
     python3 tasks.py reproduce --mode preview   # time the preview mode (into build/)
     python3 tasks.py test        # unit tests + nbval on the notebooks (quick mode)
     python3 tasks.py test --oldest   # fast tests in .venv-oldest, every dependency at its floor
-    python3 tasks.py lint        # ruff: pyflakes and bugbear rules, and the formatter check
+    python3 tasks.py lint        # ruff (pyflakes, bugbear, formatter) and the layers contract
     python3 tasks.py bench       # set up .venv (with PyTorch, scikit-learn), run the benchmarks
     python3 tasks.py readme      # regenerate the README's figures from results/
     python3 tasks.py site        # the notebooks, the specification and the results as a site
@@ -365,11 +365,14 @@ def test_oldest(extra_args=()):
 
 def lint(extra_args=()):
     """ruff over the library, tests, benchmarks and tasks.py (``[tool.ruff]`` in
-    pyproject.toml): the lint rules, then the formatter's check (``--fix``: apply both)."""
+    pyproject.toml): the lint rules, then the formatter's check (``--fix``: apply both);
+    then import-linter's contracts (``[tool.importlinter]``: imports only go down the layers)."""
     python = setup()
     fix = "--fix" in extra_args
     checks = [("check", *(["--fix"] if fix else [])), ("format", *([] if fix else ["--check"]))]
-    return max(run(python, "-m", "ruff", *check, ".") for check in checks)
+    codes = [run(python, "-m", "ruff", *check, ".") for check in checks]
+    codes.append(run(python.parent / "lint-imports", "--no-cache"))
+    return max(codes)
 
 
 def bench(extra_args=()):

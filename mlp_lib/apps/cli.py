@@ -21,7 +21,7 @@ def _fmt(x):
 
 
 def _reproduce(args):
-    from ..study.experiments import ROWS
+    from ..study.rows import ROWS
 
     rows = list(ROWS) if args.rows == ["all"] else args.rows
     unknown = [r for r in rows if r not in ROWS]
@@ -42,7 +42,7 @@ def _sweep(args, beside_report=False):
     """``sweep`` (and ``reproduce``, a sweep of rows printed beside the report)."""
     import tempfile
 
-    from ..study.experiments import ROWS
+    from ..study.rows import ROWS
     from ..study.sweep import grid, load_config, run_sweep
 
     config = load_config(args.config) if args.config else {}
@@ -125,7 +125,7 @@ def _sweep(args, beside_report=False):
 
 
 def _rows(args):
-    from ..study.experiments import ROWS
+    from ..study.rows import ROWS
 
     for row in ROWS.values():
         print(

@@ -64,7 +64,7 @@ def rungs():
 
 def presets():
     """Every preset the page offers: the report's rows, then notebook 05's rungs."""
-    from ..study.experiments import ROWS
+    from ..study.rows import ROWS
 
     listed = [
         {
@@ -130,7 +130,7 @@ def settings_from(request):
     (``layers`` (hidden widths), ``activation``, ``init``, ``schedule``
     ("constant" or "decay": the report's linear decay over ``decay_steps``), ``lr``,
     and the common ones). Raises ``SettingsError`` naming the field at fault."""
-    from ..study.experiments import ROWS
+    from ..study.rows import ROWS
 
     if not isinstance(request, dict):
         raise SettingsError("body", "must be a JSON object")
@@ -232,7 +232,7 @@ def _schedule(kind, lr, decay_steps):
 
 def row_of(settings):
     """The ``experiments.Row`` a row run trains (a report row, or custom settings)."""
-    from ..study.experiments import ROWS, Row
+    from ..study.rows import ROWS, Row
 
     if settings["preset"] is not None:
         return ROWS[settings["preset"]]
@@ -268,7 +268,7 @@ def label(settings):
 def reference_for(row_id, dataset):
     """The report's figures for a row and our committed five-seed results
     (``results/ROW.json`` of a source checkout), or None for other runs."""
-    from ..study.experiments import ROWS
+    from ..study.rows import ROWS
 
     row = ROWS.get(row_id)
     if row is None or dataset != "mnist":

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .experiments import RunResult
+from .rows import RunResult
 
 __all__ = ["CONCLUSIONS", "judge", "format_verdicts", "results_from_records", "side_by_side"]
 

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 from threadpoolctl import threadpool_limits
 
+from ..io.data import DATASETS
+from .beyond import rung_by_name, run_rung
+from .rows import get_row, run
+
 __all__ = ["Job", "train", "run_pool"]
 
 
@@ -45,10 +49,6 @@ class Job:
 
     def check(self):
         """The job itself if it names a known row or rung and sane sizes; else ValueError."""
-        from ..io.data import DATASETS
-        from .beyond import rung_by_name
-        from .experiments import get_row
-
         if self.kind == "row":
             get_row(self.name)
         elif self.kind == "rung":
@@ -71,8 +71,6 @@ class Job:
         then, per-sample, deeper nets (more calls) and sigmoid (exp)."""
         if self.kind == "rung":
             return (1, self.epochs or 0, 0, 0, False)
-        from .experiments import get_row
-
         row = get_row(self.name)
         return (
             0,
@@ -97,8 +95,6 @@ def train(job: Job, *, row=None, rung=None, progress=False, **options):
     """
     with threadpool_limits(1):
         if job.kind == "row":
-            from .experiments import run
-
             return run(
                 row if row is not None else job.name,
                 seed=job.seed,
@@ -109,8 +105,6 @@ def train(job: Job, *, row=None, rung=None, progress=False, **options):
                 **options,
             )
         if job.kind == "rung":
-            from .beyond import rung_by_name, run_rung
-
             return run_rung(
                 rung if rung is not None else rung_by_name(job.name),
                 seed=job.seed,

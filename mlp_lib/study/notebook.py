@@ -167,7 +167,7 @@ class Plan:
     """
 
     def __init__(self, number, mode=None, seeds=None):
-        from .experiments import SEEDS
+        from .rows import SEEDS
 
         if number not in NOTEBOOKS:
             raise ValueError(f"unknown notebook {number!r}; known: {', '.join(NOTEBOOKS)}")
