@@ -78,7 +78,7 @@ def setup_command(args=()):
         "  python3 tasks.py lab         # open the notebooks in JupyterLab\n"
         "  python3 tasks.py reproduce   # re-execute every notebook (the committed results)\n"
         "  python3 tasks.py test        # the test suite\n"
-        "  .venv/bin/python -m mlp_lib --help   # the command line"
+        "  .venv/bin/mlp-lib --help     # the command line"
     )
     return 0
 
@@ -393,19 +393,15 @@ def build_site(args=()):
     """Inside .venv (``_site``): assemble the site's sources and build them with
     Sphinx and myst-nb (``docs/site/conf.py``) into ``site/``.
 
-    The sources: an index generated from ``mlp_lib.study.notebook`` (each notebook beside
-    the report's sections it follows, the results, the serve page), the
-    specification, and copies of the committed notebooks, each opened by a note of
-    those sections. MathJax comes from ``sphinx-mathjax-offline``: the site loads
-    nothing from the network.
+    The sources: an index generated from ``mlp_lib.study.notebook`` (each notebook
+    beside the report's sections it follows, the results, the serve page), the
+    specification, copies of the committed notebooks, each opened by a note of
+    those sections, and the API reference generated from the docstrings. MathJax
+    comes from ``sphinx-mathjax-offline``: the site loads nothing from the network.
     """
-    import json
-    import re
     import shutil
 
     from sphinx.cmd.build import build_main
-
-    from mlp_lib.study.notebook import NOTEBOOKS, REPORT_SECTIONS
 
     shutil.rmtree(SITE_SOURCES, ignore_errors=True)
     (SITE_SOURCES / "notebooks").mkdir(parents=True)
@@ -416,6 +412,37 @@ def build_site(args=()):
         shutil.copyfile(ROOT / "docs" / "site" / name, SITE_SOURCES / name)
     spec = (ROOT / "docs" / "experiments.md").read_text()
     (SITE_SOURCES / "experiments.md").write_text(spec)
+    rows = site_notebooks()
+    api = site_api()
+    (SITE_SOURCES / "index.md").write_text(site_index(rows, api))
+    # built in build/ (myst-nb keeps its image files beside the output folder), then moved
+    built, out = ROOT / "build" / "site", ROOT / "site"
+    shutil.rmtree(built, ignore_errors=True)
+    code = build_main(
+        [
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(ROOT / "build" / "site-doctrees"),
+            str(SITE_SOURCES),
+            str(built),
+        ]
+    )
+    if code == 0:
+        shutil.rmtree(out, ignore_errors=True)
+        built.rename(out)
+        print(f"site/index.html: open it in a browser ({out / 'index.html'})")
+    return code
+
+
+def site_notebooks():
+    """Copy the committed notebooks into the site's sources, each opened by a note of
+    the report's sections it follows; the index's table rows."""
+    import json
+
+    from mlp_lib.study.notebook import NOTEBOOKS, REPORT_SECTIONS
+
     rows = []
     for nb in NOTEBOOKS.values():
         notebook = json.loads(nb.path.read_text())
@@ -445,11 +472,52 @@ def build_site(args=()):
             f"**{nb.report}**{' — ' + sections if len(nb.sections) > 1 else ''}"
             f"{' ' + REPORT_SECTIONS[nb.sections[0]] if len(nb.sections) == 1 else ''} |"
         )
+    return rows
+
+
+#: The API reference: one page a layer, the modules in reading order.
+API_PAGES = {
+    "core": ("The maths", ["functional", "init", "model", "optim", "schedules", "augment",
+                           "gradcheck", "blas"]),
+    "io": ("Files", ["data", "checkpoint", "project"]),
+    "engines": ("Training", ["reference", "per_sample", "minibatch", "lifecycle", "estimator"]),
+    "study": ("The study", ["rows", "experiments", "beyond", "jobs", "sweep", "conclusions",
+                            "plots", "tables", "provenance", "notebook"]),
+}  # fmt: skip
+
+
+def site_api():
+    """Write the API reference pages (autodoc reads each module's docstrings); their names."""
+    folder = SITE_SOURCES / "api"
+    folder.mkdir()
+    pages = []
+    for layer, (title, modules) in API_PAGES.items():
+        heading = f"``mlp_lib.{layer}``: {title.lower()}"
+        parts = [heading, "=" * len(heading), ""]
+        parts += [f".. automodule:: mlp_lib.{layer}", "   :no-members:", ""]
+        for module in modules:
+            title = f"``mlp_lib.{layer}.{module}``"
+            parts += [title, "-" * len(title), "", f".. automodule:: mlp_lib.{layer}.{module}", ""]
+        (folder / f"{layer}.rst").write_text("\n".join(parts))
+        pages.append(f"api/{layer}")
+    return pages
+
+
+def site_index(rows, api):
+    """The site's front page: the notebooks beside the report, the results, the API."""
+    import re
+
+    from mlp_lib.study.notebook import NOTEBOOKS
+
     readme = (ROOT / "README.md").read_text()
     results = readme[readme.index("## Results") :]
     results = re.sub(r"<!-- \w+:(start|end) -->\n", "", results[: results.index("\n## ", 3)])
     toctree = "\n".join(f"notebooks/{nb.file[:-6]}" for nb in NOTEBOOKS.values())
-    index = f"""# mlp_lib: the notebooks
+    api_links = "\n".join(
+        f"- [`mlp_lib.{page[4:]}`]({page}.rst): {API_PAGES[page[4:]][0].lower()}" for page in api
+    )
+    api_toctree = "\n".join(api)
+    return f"""# mlp_lib: the notebooks
 
 The coursework report's experiments, reproduced row by row with a from-scratch NumPy MLP whose
 gradients are derived by hand. Each notebook is shown here as committed (executed by
@@ -466,13 +534,20 @@ working copies of these notebooks.
 
 ## Draw a digit, train a row live
 
-The interactive pages need the library's server: `python3 tasks.py setup && .venv/bin/python -m
-mlp_lib serve`, then open <a href="http://localhost:8000/">http://localhost:8000/</a>: draw a digit and
+The interactive pages need the library's server: `python3 tasks.py setup && .venv/bin/mlp-lib
+serve`, then open <a href="http://localhost:8000/">http://localhost:8000/</a>: draw a digit and
 watch every layer of the report's network answer; or
 <a href="http://localhost:8000/playground">http://localhost:8000/playground</a>: train a row of the
 report and watch its loss, accuracy, gradients and dead units as it learns.
 
 {results}
+
+## The library's API
+
+Generated from the docstrings, one page a layer (each layer imports only those above it
+in this list):
+
+{api_links}
 
 ```{{toctree}}
 :hidden:
@@ -487,27 +562,14 @@ report and watch its loss, accuracy, gradients and dead units as it learns.
 
 experiments
 ```
+
+```{{toctree}}
+:hidden:
+:caption: API reference
+
+{api_toctree}
+```
 """
-    (SITE_SOURCES / "index.md").write_text(index)
-    # built in build/ (myst-nb keeps its image files beside the output folder), then moved
-    built, out = ROOT / "build" / "site", ROOT / "site"
-    shutil.rmtree(built, ignore_errors=True)
-    code = build_main(
-        [
-            "-q",
-            "-b",
-            "html",
-            "-d",
-            str(ROOT / "build" / "site-doctrees"),
-            str(SITE_SOURCES),
-            str(built),
-        ]
-    )
-    if code == 0:
-        shutil.rmtree(out, ignore_errors=True)
-        built.rename(out)
-        print(f"site/index.html: open it in a browser ({out / 'index.html'})")
-    return code
 
 
 def json_title(notebook):

@@ -317,6 +317,7 @@ def site(page):
     pages = ["index.html", "experiments.html"] + [
         f"notebooks/{nb.file[:-6]}.html" for nb in NOTEBOOKS.values()
     ]
+    pages += [f"api/{layer}.html" for layer in ("core", "io", "engines", "study")]
     yield f"http://127.0.0.1:{server.server_port}/", pages
     server.shutdown()
     server.server_close()

@@ -264,3 +264,22 @@ def test_every_readme_example_runs_the_cli_the_one_way_the_readme_states():
     assert len(calls) >= 15
     for line in calls:
         assert re.search(r"(^|&& )\.venv/bin/python -m mlp_lib ", line), line
+
+
+def test_the_readme_says_which_blas_the_products_go_through_and_the_code_agrees():
+    """The README once said every product went through scipy's gemm, a release after the
+    code had moved them all to numpy's `@`. The claim and the code are read together here:
+    no module of the library calls scipy's BLAS, and the README's note on threads names
+    numpy's `@` as the one way in."""
+    calls = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "mlp_lib").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"scipy\.linalg\.blas|get_blas_funcs|\bdgemm\b|\bsgemm\b", line)
+    ]
+    assert not calls, f"the library calls scipy's BLAS at {calls}: update the README"
+    notes = (ROOT / "README.md").read_text()
+    notes = notes[notes.index("Two notes on threads.") :]
+    notes = " ".join(notes[: notes.index("\n\n")].split())
+    assert "goes through numpy's `@`" in notes, notes
+    assert "none through scipy's `gemm`" in notes, notes

@@ -3,17 +3,26 @@
 ``tasks.py`` assembles the sources in ``build/site-src/`` (this file, an index generated from
 ``mlp_lib.study.notebook``, the specification, copies of the committed notebooks) and
 builds them with this file into ``site/``. The notebooks are shown as committed,
-never re-executed (myst-nb, ``nb_execution_mode = "off"``). Everything the pages
-load is in ``site/``: MathJax comes from the ``jupyter-server-mathjax`` package and is
-copied in, so equations are typeset without a network.
+never re-executed (myst-nb, ``nb_execution_mode = "off"``). The API reference pages
+are generated from the library's docstrings (autodoc, with napoleon reading their
+numpydoc sections). Everything the pages load is in ``site/``: MathJax comes from
+the ``sphinx-mathjax-offline`` package and is copied in, so equations are typeset
+without a network.
 """
 
 project = "mlp_lib"
 author = "the mlp_lib authors"
 copyright = "mlp_lib authors, MIT licence"
-extensions = ["myst_nb"]
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
 root_doc = "index"
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+
+# the API reference: members in source order, type hints in the description, numpydoc only
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
 
 # myst: $...$ and $$...$$ maths, LaTeX environments, GitHub tables in the
 # notebooks' Markdown outputs (the results tables)

@@ -4,12 +4,12 @@ The report writes layer :math:`n` as :math:`H = W X` with
 :math:`X = \mathrm{concat}(1, \cdot)`, so its fan-in counts the bias input:
 :math:`X_{len} = n_{in} + 1`. With :math:`H_{len} = n_{out}`:
 
-==========  ======================================================
-``normal``  :math:`\mathcal N(0, \sigma)`, :math:`\sigma = 0.1` by default
-``uniform`` :math:`\mathcal U[low, high)`, :math:`[0, 1)` by default (numpy's default; docs/experiments.md)
-``xavier``  :math:`\mathcal N\bigl(0, \sqrt{2 / (X_{len} + H_{len})}\bigr)`
-``he``      :math:`\mathcal N\bigl(0, \sqrt{2 / X_{len}}\bigr)`
-==========  ======================================================
+===========  ===================================================================================
+``normal``   :math:`\mathcal N(0, \sigma)`, :math:`\sigma = 0.1` by default
+``uniform``  :math:`\mathcal U[low, high)`, :math:`[0, 1)` by default (numpy's; docs/experiments.md)
+``xavier``   :math:`\mathcal N\bigl(0, \sqrt{2 / (X_{len} + H_{len})}\bigr)`
+``he``       :math:`\mathcal N\bigl(0, \sqrt{2 / X_{len}}\bigr)`
+===========  ===================================================================================
 
 (:math:`\mathcal N(0, s)` means standard deviation :math:`s`.) Biases start at 0.
 

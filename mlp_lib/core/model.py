@@ -28,20 +28,20 @@ and backward, with :math:`\Delta_l = \partial \mathcal L / \partial Z_l`:
 (``act'`` is computed from :math:`A_{l-1}`: :math:`\sigma' = A(1 - A)`,
 :math:`\mathrm{relu}' = [A > 0]`.)
 
-The three weight layouts in this project, for one layer:
+The two weight layouts, for one layer:
 
-=====================  ===================================  ==================================
-who                    array                                computes
-=====================  ===================================  ==================================
-the report             ``W_report``, ``(n_out, n_in + 1)``,  ``H = W_report @ concat(1, x)``
-                       bias in column 0
-``MLP``                ``weights[l]`` ``(n_in, n_out)``      ``Z = A @ W + b``
-                       and ``biases[l]`` ``(n_out,)``
-the per-sample engine  ``[W; b]``, ``(n_in + 1, n_out)``,    ``z = concat(a, 1) @ [W; b]``
-                       bias as the last row
-=====================  ===================================  ==================================
+======================  =======================================  ==================================
+who                     array                                    computes
+======================  =======================================  ==================================
+the report              ``W_report``, ``(n_out, n_in + 1)``,     ``H = W_report @ concat(1, x)``
+                        bias in column 0
+``MLP`` (and every      ``weights[l]`` ``(n_in, n_out)``         ``Z = A @ W + b``
+engine)                 and ``biases[l]`` ``(n_out,)``
+======================  =======================================  ==================================
 
-so ``W_report = concat(b[:, None], W.T, axis=1)`` and ``[W; b] = vstack(W, b)``.
+so ``W_report = concat(b[:, None], W.T, axis=1)``. The per-sample engine
+trains these very arrays in place (a tuple of the weights, a tuple of the
+biases); it gathers nothing into another layout.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Sweeps: rows or rungs × seeds × datasets, one JSON line per finished run.
 
-A sweep is a list of ``Job``s. ``run_sweep`` runs those not yet in its
+A sweep is a list of ``Job`` objects (``jobs.Job``). ``run_sweep`` runs those not yet in its
 results file and appends one JSON line per finished run (with provenance) as
 soon as it finishes, so a sweep that is stopped or crashes resumes by skipping
 what is done. The runs go to local processes (one BLAS thread each) or to a
@@ -49,7 +49,7 @@ class SweepReport:
 
 
 def grid(rows=(), rungs=(), seeds=(0,), datasets=("mnist",), epochs=None, n_train=None):
-    """Every (row or rung) × seed × dataset, as checked ``Job``s, datasets outermost."""
+    """Every (row or rung) × seed × dataset, as checked ``Job`` objects, datasets outermost."""
     jobs = [
         Job(kind, name, int(seed), dataset, epochs, n_train if kind == "row" else None)
         for dataset in datasets
