@@ -178,7 +178,7 @@ def test_bad_output_is_refused_before_any_work(tmp_path, output, message):
 
 def test_a_failed_final_save_falls_back_and_says_where(tmp_path, monkeypatch):
     from mlp_lib import MLP
-    from mlp_lib.apps.cli import _save_model
+    from mlp_lib.apps.commands import save_model
     from mlp_lib.io.checkpoint import save_checkpoint
 
     monkeypatch.chdir(tmp_path)
@@ -191,7 +191,7 @@ def test_a_failed_final_save_falls_back_and_says_where(tmp_path, monkeypatch):
         return save_checkpoint(path, model)
 
     model = MLP([4, 3, 2], seed=0)
-    saved, error = _save_model(tmp_path / "gone" / "m.npz", model, flaky)
+    saved, error = save_model(tmp_path / "gone" / "m.npz", model, flaky)
     assert isinstance(error, PermissionError) and saved.parent == tmp_path
     assert saved.name.startswith("mlp_lib-model-") and load_checkpoint(saved)[0].layer_sizes == [
         4,

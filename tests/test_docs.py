@@ -260,10 +260,13 @@ def test_environment_yml_installs_what_setup_installs():
 def test_every_readme_example_runs_the_cli_the_one_way_the_readme_states():
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
-    calls = [line for block in blocks for line in block.splitlines() if "-m mlp_lib" in line]
+    lines = [line for block in blocks for line in block.splitlines()]
+    calls = [line for line in lines if "mlp-lib " in line]
     assert len(calls) >= 15
     for line in calls:
-        assert re.search(r"(^|&& )\.venv/bin/python -m mlp_lib ", line), line
+        assert re.search(r"(^|&& )\.venv/bin/mlp-lib ", line), line
+    others = [line for line in lines if "-m mlp_lib" in line]
+    assert not others, f"the README's examples run the console command, not {others}"
 
 
 def test_the_readme_says_which_blas_the_products_go_through_and_the_code_agrees():

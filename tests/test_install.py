@@ -119,11 +119,21 @@ def test_with_data_it_trains_evaluates_and_predicts(installed):
     assert predict.stdout.startswith(f"digit.png: {labels[0]} (")
 
 
-def test_commands_that_edit_a_checkout_refuse(installed):
+def test_the_console_command_runs_and_the_checkout_tools_stay_behind(installed):
+    """`mlp-lib` is installed with the wheel; the README generator (tools/) is not, and
+    nothing of the package can edit a README."""
     python, work = installed
+    command = python.parent / ("mlp-lib.exe" if os.name == "nt" else "mlp-lib")
+    out = _run([command, "--help"], cwd=work)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: mlp-lib ") and "reproduce" in out.stdout
     out = _run([python, "-m", "mlp_lib", "table", "--update-readme"], cwd=work)
-    assert out.returncode != 0
-    assert "source checkout" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "unrecognized arguments: --update-readme" in out.stderr
+    files = _run(
+        [python, "-c", "import importlib.metadata as m; print(*m.files('mlp_lib'), sep='\\n')"],
+        cwd=work,
+    ).stdout.split()
+    assert not [f for f in files if f.startswith("tools/") or f.endswith("readme.py")], files
     site = _run(
         [python, "-c", "import mlp_lib, pathlib; print(pathlib.Path(mlp_lib.__file__).parents[1])"],
         cwd=work,

@@ -1,4 +1,4 @@
-"""``python -m mlp_lib serve``: a local page to draw a digit and watch every layer.
+"""``mlp-lib serve``: a local page to draw a digit and watch every layer.
 
 The page (``mlp_lib/apps/static/``: plain HTML, CSS and JavaScript, no network)
 sends what is drawn to a small JSON API served by the standard library's
@@ -541,7 +541,7 @@ def _train_default(name, spec, path, progress):
         "description": DEFAULT_MODELS[name][0] if name in DEFAULT_MODELS else "",
         "seed": 0,
         "test_accuracy": result.test_accuracy,
-        "provenance": provenance(f"python -m mlp_lib serve (default model {name})"),
+        "provenance": provenance(f"mlp-lib serve (default model {name})"),
     }
     path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
 

@@ -339,7 +339,7 @@ def interrupted(step, checkpoint, model, state, history):
         how = (
             f"checkpoint saved to {checkpoint}; resume with "
             f"load_checkpoint({str(checkpoint)!r}) and resume=state "
-            f"(CLI: python -m mlp_lib train --resume {checkpoint})"
+            f"(CLI: mlp-lib train --resume {checkpoint})"
         )
     else:
         how = "no checkpoint path was given, so nothing was saved"

@@ -1,4 +1,4 @@
-// The page of `python -m mlp_lib serve`: draw, send the drawing to /api/predict, draw the answer.
+// The page of `mlp-lib serve`: draw, send the drawing to /api/predict, draw the answer.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -37,7 +37,7 @@ async function loadModels() {
   try {
     answer = await (await fetch("/api/models")).json();
   } catch (err) {
-    statusLine.textContent = "The server does not answer; is `python -m mlp_lib serve` running?";
+    statusLine.textContent = "The server does not answer; is `mlp-lib serve` running?";
     setTimeout(loadModels, 4000);
     return;
   }
@@ -193,7 +193,7 @@ async function sendPrediction(image) {
     else statusLine.textContent = answer.error.includes("blank")
       ? "Draw a digit on the black pad." : `The server said: ${answer.error}`;
   } catch (err) {
-    statusLine.textContent = "The server does not answer; is `python -m mlp_lib serve` running?";
+    statusLine.textContent = "The server does not answer; is `mlp-lib serve` running?";
   } finally {
     inFlight = false;
     if (pending) requestPrediction();

@@ -1,4 +1,4 @@
-// The playground of `python -m mlp_lib serve`: start runs (POST /api/runs), follow each one's
+// The playground of `mlp-lib serve`: start runs (POST /api/runs), follow each one's
 // Server-Sent Events (GET /api/runs/ID/events) and draw them; pause, step, resume, cancel;
 // the drawing pad asks the selected run (POST /api/predict with "run").
 "use strict";
@@ -412,7 +412,7 @@ async function predict() {
       $("pad-status").textContent = answer.error.includes("blank") ? "Draw a digit on the black pad." : answer.error;
     }
   } catch (err) {
-    $("pad-status").textContent = "The server does not answer; is `python -m mlp_lib serve` running?";
+    $("pad-status").textContent = "The server does not answer; is `mlp-lib serve` running?";
   } finally {
     inFlight = false;
     if (again) predict();
