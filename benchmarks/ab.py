@@ -63,8 +63,18 @@ def load_revision(revision, into):
         del sys.modules[name]  # another revision loaded before
     sys.path.insert(0, str(into))
     base = importlib.import_module("mlp_lib_base")
-    importlib.import_module("mlp_lib_base.beyond")
+    for name in ("mlp_lib_base.study.beyond", "mlp_lib_base.beyond"):  # the layered house, or flat
+        try:
+            importlib.import_module(name)
+            break
+        except ModuleNotFoundError:
+            continue
     return base
+
+
+def _beyond(lib):
+    """Notebook 05's module of ``lib``, wherever the revision keeps it."""
+    return lib.study.beyond if hasattr(lib, "study") else lib.beyond
 
 
 def _same(a, b):
@@ -117,7 +127,7 @@ def _minibatch_digest(lib):
     images, labels = mlp_lib.load_mnist("train")
     images, labels = images[:3000].astype(np.float32), labels[:3000]
     digest = hashlib.sha256()
-    for rung in lib.beyond.LADDER + [lib.beyond.SPRINT, lib.beyond.ELASTIC]:
+    for rung in _beyond(lib).LADDER + [_beyond(lib).SPRINT, _beyond(lib).ELASTIC]:
         sizes = (784, 64, 32, 10) if len(rung.layer_sizes) == 5 else (784, 64, 10)
         rung = replace(rung, epochs=2, layer_sizes=sizes)
         model = lib.MLP(sizes, "relu", "he", seed=0, dtype=np.float32)
@@ -127,7 +137,7 @@ def _minibatch_digest(lib):
             labels,
             progress=False,
             validation=(images[:500], labels[:500]),
-            **lib.beyond.rung_options(rung, len(images), 0),
+            **_beyond(lib).rung_options(rung, len(images), 0),
         )
         for array in model.weights + model.biases + [history.losses, np.asarray(history.val_loss)]:
             digest.update(np.ascontiguousarray(array).tobytes())
@@ -154,14 +164,14 @@ def minibatch(base, rounds):
         )
 
     def sprint(lib):  # notebook 05's sprint, 2 of its epochs
-        rung = replace(lib.beyond.SPRINT, epochs=2)
+        rung = replace(_beyond(lib).SPRINT, epochs=2)
         model = lib.MLP(rung.layer_sizes, "relu", "he", seed=0, dtype=np.float32)
         lib.train_minibatch(
             model,
             images[:50000],
             labels[:50000],
             progress=False,
-            **lib.beyond.rung_options(rung, 50000, 0),
+            **_beyond(lib).rung_options(rung, 50000, 0),
         )
 
     for label, run in (

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlp_lib import MLP, Constant, LinearDecay, train_minibatch, train_per_sample
-from mlp_lib.engines import minibatch, per_sample
+from mlp_lib.engines import lifecycle
 from mlp_lib.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mlp_lib.engines.lifecycle import TrainingInterrupted
 
@@ -29,8 +29,7 @@ def _interrupt_after(monkeypatch, steps):
     def fake_flag():
         yield _InterruptAt(steps)
 
-    for trainer in (per_sample, minibatch):
-        monkeypatch.setattr(trainer, "sigint_flag", fake_flag)
+    monkeypatch.setattr(lifecycle, "sigint_flag", fake_flag)  # the trainers' loop frame
 
 
 def _same(a, b):

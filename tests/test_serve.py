@@ -1,4 +1,4 @@
-"""`python -m mlp_lib serve`: the JSON API on a real server, and bad input of every kind."""
+"""`mlp-lib serve`: the JSON API on a real server, and bad input of every kind."""
 
 import base64
 import http.client
@@ -247,7 +247,7 @@ def test_the_cli_refuses_a_bad_checkpoint_before_serving(tmp_path):
 def test_default_models_come_from_the_cache_when_present(tmp_path):
     """With every default model cached, nothing is trained and all are ready."""
     from mlp_lib.io.checkpoint import save_checkpoint
-    from mlp_lib.apps.serve import DEFAULT_MODELS, load_defaults
+    from mlp_lib.apps.models import DEFAULT_MODELS, load_defaults
 
     for k, name in enumerate(DEFAULT_MODELS):
         save_checkpoint(tmp_path / f"{name}.npz", MLP([784, 8 + k, 10], seed=k))
@@ -263,7 +263,7 @@ def test_each_default_model_is_listed_with_its_own_description_layers_and_accura
     """What /api/models says of each default model is what its checkpoint and cache
     record hold (every model once had the last model's description)."""
     from mlp_lib.io.checkpoint import load_checkpoint, save_checkpoint
-    from mlp_lib.apps.serve import DEFAULT_MODELS, load_defaults
+    from mlp_lib.apps.models import DEFAULT_MODELS, load_defaults
 
     for k, name in enumerate(DEFAULT_MODELS):
         save_checkpoint(tmp_path / f"{name}.npz", MLP([784, 8 + k, 10], seed=k))
@@ -302,10 +302,10 @@ def test_a_checkpoint_is_listed_with_its_measured_test_accuracy(mnist_test):
 
 @pytest.mark.slow
 def test_a_default_model_in_training_shows_its_progress_then_its_accuracy(tmp_path, monkeypatch):
-    import mlp_lib.apps.serve as serve
+    import mlp_lib.apps.models as models
 
     monkeypatch.setattr(
-        serve,
+        models,
         "DEFAULT_MODELS",
         {
             "small": (
@@ -316,7 +316,7 @@ def test_a_default_model_in_training_shows_its_progress_then_its_accuracy(tmp_pa
     )
     store = ModelStore()
     loader = threading.Thread(
-        target=serve.load_defaults,
+        target=models.load_defaults,
         args=(store, tmp_path),
         kwargs={"announce": lambda message: None},
     )

@@ -28,7 +28,13 @@ def _dataset_option(parser):
     )
 
 
+def _shortening_options(parser, epochs_help, n_train_help):
+    parser.add_argument("--epochs", type=_positive_int, default=None, help=epochs_help)
+    parser.add_argument("--n-train", type=_positive_int, default=None, help=n_train_help)
+
+
 def _executor_options(parser):
+    """Where the runs go (local processes or Dask), and the progress bar."""
     parser.add_argument(
         "--scheduler",
         default=None,
@@ -49,6 +55,7 @@ def _executor_options(parser):
         default=2,
         help="times a run whose worker died is run again (2)",
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -141,17 +148,10 @@ def _add_reproduce(sub):
         "test_accuracy, seconds, diverged_at",
     )
     _dataset_option(rep)
-    rep.add_argument(
-        "--epochs",
-        type=_positive_int,
-        default=None,
-        help="override the rows' 3 epochs (quick checks; the table uses 3)",
-    )
-    rep.add_argument(
-        "--n-train",
-        type=_positive_int,
-        default=None,
-        help="train on the first N images only (quick checks; the table uses 60,000)",
+    _shortening_options(
+        rep,
+        "override the rows' 3 epochs (quick checks; the table uses 3)",
+        "train on the first N images only (quick checks; the table uses 60,000)",
     )
     rep.add_argument(
         "--results",
@@ -161,7 +161,6 @@ def _add_reproduce(sub):
         "already there (default: nothing kept)",
     )
     _executor_options(rep)
-    rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=commands.reproduce)
 
 
@@ -186,17 +185,10 @@ def _add_sweep(sub):
     )
     sw.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0], metavar="S")
     sw.add_argument("--datasets", nargs="+", default=["mnist"], choices=DATASET_NAMES)
-    sw.add_argument(
-        "--epochs",
-        type=_positive_int,
-        default=None,
-        help="override each run's epochs (quick checks)",
-    )
-    sw.add_argument(
-        "--n-train",
-        type=_positive_int,
-        default=None,
-        help="train rows on the first N images only (quick checks)",
+    _shortening_options(
+        sw,
+        "override each run's epochs (quick checks)",
+        "train rows on the first N images only (quick checks)",
     )
     sw.add_argument(
         "--config",
@@ -216,9 +208,8 @@ def _add_sweep(sub):
         action="store_true",
         help="start the results file afresh instead of skipping what it holds",
     )
-    _executor_options(sw)
     sw.add_argument("--json", action="store_true", help="print one JSON object per run")
-    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    _executor_options(sw)
     sw.set_defaults(func=commands.sweep)
     rows = sub.add_parser("rows", help="list the report's rows and their settings")
     rows.set_defaults(func=commands.rows)

@@ -131,38 +131,27 @@ class Cosine:
         return f"Cosine({self.lr:g}, {self.n_steps}, warmup={self.warmup}, final={self.final:g})"
 
 
+#: Each schedule's name in a checkpoint and the attributes that rebuild it
+#: (its constructor's arguments, in order).
+_DESCRIBED = {
+    Constant: ("constant", ("lr",)),
+    LinearDecay: ("linear_decay", ("start", "end", "n_steps")),
+    StepDecay: ("step", ("lr", "factor", "every")),
+    Cosine: ("cosine", ("lr", "n_steps", "warmup", "final")),
+}
+
+
 def schedule_to_dict(schedule):
     """A JSON-ready description of a schedule (for checkpoints)."""
-    if isinstance(schedule, Constant):
-        return {"name": "constant", "lr": schedule.lr}
-    if isinstance(schedule, LinearDecay):
-        return {
-            "name": "linear_decay",
-            "start": schedule.start,
-            "end": schedule.end,
-            "n_steps": schedule.n_steps,
-        }
-    if isinstance(schedule, StepDecay):
-        return {
-            "name": "step",
-            "lr": schedule.lr,
-            "factor": schedule.factor,
-            "every": schedule.every,
-        }
-    if isinstance(schedule, Cosine):
-        return {
-            "name": "cosine",
-            "lr": schedule.lr,
-            "n_steps": schedule.n_steps,
-            "warmup": schedule.warmup,
-            "final": schedule.final,
-        }
+    for kind, (name, fields) in _DESCRIBED.items():
+        if isinstance(schedule, kind):
+            return {"name": name, **{field: getattr(schedule, field) for field in fields}}
     raise ValueError(f"cannot describe schedule {schedule!r}; use one of mlp_lib.core.schedules")
 
 
 def schedule_from_dict(description):
     """The schedule that ``schedule_to_dict`` described."""
-    kinds = {"constant": Constant, "linear_decay": LinearDecay, "step": StepDecay, "cosine": Cosine}
+    kinds = {name: kind for kind, (name, _) in _DESCRIBED.items()}
     params = dict(description)
     name = params.pop("name", None)
     if name not in kinds:

@@ -30,7 +30,8 @@ __all__ = [
     "check_positive_int",
     "check_divergence_mode",
     "block_means",
-    "settings",
+    "Run",
+    "start_run",
     "diverged",
     "closing",
     "sigint_flag",
@@ -183,22 +184,12 @@ def check_positive_int(name, value):
     return int(value)
 
 
-def settings(
-    trainer,
-    images,
-    labels,
-    resume,
-    epochs,
-    schedule,
-    record_every,
-    default_epochs,
-    default_lr,
-    batch_size=None,
-):
-    """Validated (epochs, schedule, record_every, start_step, past_losses).
+def _settle(trainer, images, labels, resume, epochs, schedule, record_every, defaults, batch_size):
+    """Validated (epochs, schedule, record_every, start_step, past_losses, fingerprint).
 
     On resume the state's settings are used; any that the caller also gave
-    must agree with them."""
+    must agree with them. ``defaults`` is (epochs, learning rate)."""
+    default_epochs, default_lr = defaults
     fingerprint = data_fingerprint(images, labels)
     if resume is None:
         epochs = check_positive_int("epochs", default_epochs if epochs is None else epochs)
@@ -247,6 +238,95 @@ def settings(
         np.asarray(resume.losses, dtype=np.float64),
         fingerprint,
     )
+
+
+@dataclass
+class Run:
+    """A run's plan, settled once from the trainer's common arguments (or from the
+    state it resumes), and the record it fills in: both trainers' loops are this
+    frame around their own steps.
+
+    ``losses`` holds every step's loss (the resumed run's first ``start`` already
+    there); ``total`` is the run's number of steps, ``epochs`` × steps per epoch.
+    """
+
+    trainer: str  # "per-sample" or "minibatch", as a checkpoint names it
+    epochs: int
+    schedule: object
+    record_every: int
+    fingerprint: str  # of the training data, so a resume uses the same
+    start: int
+    total: int
+    losses: np.ndarray
+    history: History
+    batch_size: int | None = None  # mini-batch runs only
+
+    @contextmanager
+    def running(self, model, checkpoint, progress, desc, saved=None):
+        """The loop's frame; yields (the Ctrl-C flag, the progress bar).
+
+        Ctrl-C becomes a flag the loop checks between steps; the bar moves; the
+        history is completed however the loop ends. An interrupted run is saved
+        to ``checkpoint`` with the trainer's own state (``saved()``: the keyword
+        arguments of ``interrupted_state`` beyond the plan's) and ends in
+        ``TrainingInterrupted``."""
+        bar = progress_bar(progress, self.total, desc, initial=self.start)
+        try:
+            with (
+                sigint_flag() as interrupt,
+                closing(bar, self.history, self.losses, time.perf_counter()),
+            ):
+                yield interrupt, bar
+        except KeyboardInterrupt:
+            state = interrupted_state(
+                self.trainer,
+                self.history,
+                self.epochs,
+                self.schedule,
+                self.record_every,
+                self.fingerprint,
+                self.batch_size,
+                **(saved() if saved is not None else {}),
+            )
+            raise interrupted(self.history.steps, checkpoint, model, state, self.history) from None
+
+
+def start_run(trainer, model, images, labels, common, defaults, batch_size=None):
+    """Check what every trainer takes and settle its plan: (images, labels, ``Run``).
+
+    ``common`` holds the trainer's ``epochs``, ``schedule``, ``record_every``,
+    ``resume`` and ``on_divergence`` as given; ``defaults`` is (epochs, learning
+    rate); ``batch_size`` is None for per-sample SGD (one step a sample)."""
+    images, labels = check_data(model, images, labels)
+    check_divergence_mode(common["on_divergence"])
+    epochs, schedule, record_every, start, past, fingerprint = _settle(
+        trainer,
+        images,
+        labels,
+        common["resume"],
+        common["epochs"],
+        common["schedule"],
+        common["record_every"],
+        defaults,
+        batch_size,
+    )
+    total = epochs * -(-len(images) // (batch_size or 1))
+    losses = np.empty(total)
+    losses[:start] = past
+    history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
+    plan = Run(
+        trainer,
+        epochs,
+        schedule,
+        record_every,
+        fingerprint,
+        start,
+        total,
+        losses,
+        history,
+        batch_size,
+    )
+    return images, labels, plan
 
 
 def _bad_layer(params, sample, activation):

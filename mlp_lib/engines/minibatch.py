@@ -10,7 +10,7 @@ max-norm constraint. For plain SGD the backward pass and the update are fused
 from __future__ import annotations
 
 import math
-import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,20 +19,7 @@ from ..core.functional import softmax_cross_entropy_grad
 from ..core.model import MLP, as_generator, evaluate
 from ..core.optim import SGD
 from ..io.checkpoint import data_fingerprint
-from .lifecycle import (
-    Block,
-    History,
-    check_data,
-    check_divergence_mode,
-    check_positive_int,
-    closing,
-    diverged,
-    interrupted,
-    interrupted_state,
-    progress_bar,
-    settings,
-    sigint_flag,
-)
+from .lifecycle import Block, check_data, check_positive_int, diverged, start_run
 
 __all__ = ["train_minibatch", "sgd_backward_update"]
 
@@ -71,30 +58,48 @@ def sgd_backward_update(model, probs, cache, labels, lr, weight_decay=0.0):
     # fmt: on
 
 
-def _options(
-    optimizer,
-    weight_decay,
-    dropout,
-    input_dropout,
-    max_norm,
-    augment,
-    patience,
-    val_images,
-    val_labels,
-):
-    """The options a resumed run must share with the interrupted one."""
-    return {
-        "optimizer": repr(optimizer),
-        "weight_decay": float(weight_decay),
-        "dropout": float(dropout),
-        "input_dropout": float(input_dropout),
-        "max_norm": None if max_norm is None else float(max_norm),
-        "patience": patience,
-        "augment": None
-        if augment is None
-        else getattr(augment, "__qualname__", type(augment).__name__),
-        "validation": None if val_images is None else data_fingerprint(val_images, val_labels),
-    }
+@dataclass
+class _Regime:
+    """How each batch is trained beyond the run's plan: the optimiser, the
+    regularisers, augmentation and the validation set (checked on creation)."""
+
+    optimizer: object
+    weight_decay: float
+    dropout: float
+    input_dropout: float
+    max_norm: float | None
+    augment: object
+    patience: int | None
+    validation: tuple | None  # (images, labels), checked against the model
+
+    def __post_init__(self):
+        if not hasattr(self.optimizer, "step"):
+            raise ValueError(f"optimizer must be one of mlp_lib.core.optim, got {self.optimizer!r}")
+        if self.weight_decay < 0 or (self.max_norm is not None and self.max_norm <= 0):
+            raise ValueError(
+                f"weight_decay must be >= 0 and max_norm > 0, got {self.weight_decay!r} and "
+                f"{self.max_norm!r}"
+            )
+        if self.patience is not None:
+            self.patience = check_positive_int("patience", self.patience)
+            if self.validation is None:
+                raise ValueError("early stopping (patience) needs a validation set")
+
+    def options(self):
+        """The options a resumed run must share with the interrupted one."""
+        augment = self.augment
+        return {
+            "optimizer": repr(self.optimizer),
+            "weight_decay": float(self.weight_decay),
+            "dropout": float(self.dropout),
+            "input_dropout": float(self.input_dropout),
+            "max_norm": None if self.max_norm is None else float(self.max_norm),
+            "patience": self.patience,
+            "augment": None
+            if augment is None
+            else getattr(augment, "__qualname__", type(augment).__name__),
+            "validation": None if self.validation is None else data_fingerprint(*self.validation),
+        }
 
 
 def _saved(options, optimizer, history, best, dropout_rng, augment_rng):
@@ -159,6 +164,21 @@ def _max_norm(weights, limit):
     for w in weights:
         norms = np.sqrt(np.einsum("ij,ij->j", w, w))
         w *= np.minimum(1, limit / np.maximum(norms, 1e-12)).astype(w.dtype)
+
+
+def _validate(model, regime, history, best, params):
+    """End of an epoch: test on the validation set (if any) and keep the best
+    weights. (the new ``best``, whether to stop early: no better validation loss
+    for ``patience`` epochs)."""
+    if regime.validation is None:
+        return best, False
+    val_loss, val_accuracy = evaluate(model, *regime.validation)
+    history.val_loss.append(val_loss)
+    history.val_accuracy.append(val_accuracy)
+    epoch = len(history.val_loss) - 1
+    if val_loss < best[0]:
+        return (val_loss, epoch, [p.copy() for p in params]), False
+    return best, regime.patience is not None and epoch - best[1] >= regime.patience
 
 
 def _tell(observer, model, probs, cache, labels, weight_decay, losses, rate, step):
@@ -256,149 +276,110 @@ def train_minibatch(
         mean batch loss of each epoch (from the run's start, resumed or not), ``val_loss`` / ``val_accuracy`` the
         validation figures, ``best_epoch`` the epoch whose weights were kept.
     """
-    images, labels = check_data(model, images, labels)
-    check_divergence_mode(on_divergence)
     batch_size = check_positive_int("batch_size", batch_size)
-    optimizer = SGD() if optimizer is None else optimizer
-    if not hasattr(optimizer, "step"):
-        raise ValueError(f"optimizer must be one of mlp_lib.core.optim, got {optimizer!r}")
-    if weight_decay < 0 or (max_norm is not None and max_norm <= 0):
-        raise ValueError(
-            f"weight_decay must be >= 0 and max_norm > 0, got {weight_decay!r} and {max_norm!r}"
-        )
-    if patience is not None:
-        patience = check_positive_int("patience", patience)
-        if validation is None:
-            raise ValueError("early stopping (patience) needs a validation set")
-    val_images = val_labels = None
-    if validation is not None:
-        val_images, val_labels = check_data(model, *validation)
-    options = None  # what a resumed run must share, when needed
-    if checkpoint is not None or resume is not None:
-        options = _options(
-            optimizer,
-            weight_decay,
-            dropout,
-            input_dropout,
-            max_norm,
-            augment,
-            patience,
-            val_images,
-            val_labels,
-        )
-    epochs, schedule, record_every, start, past, fingerprint = settings(
-        "minibatch", images, labels, resume, epochs, schedule, record_every, 1, 0.1, batch_size
+    common = dict(epochs=epochs, schedule=schedule, record_every=record_every, resume=resume)
+    images, labels, run = start_run(
+        "minibatch",
+        model,
+        images,
+        labels,
+        dict(common, on_divergence=on_divergence),
+        (1, 0.1),
+        batch_size,
     )
+    if validation is not None:
+        validation = check_data(model, *validation)
+    regime = _Regime(
+        SGD() if optimizer is None else optimizer,
+        weight_decay,
+        dropout,
+        input_dropout,
+        max_norm,
+        augment,
+        patience,
+        validation,
+    )
+    # what a resumed run must share, when needed
+    options = regime.options() if checkpoint is not None or resume is not None else None
+    history, params = run.history, model.weights + model.biases
     rng = as_generator(seed)
     dropout_rng, augment_rng = (
         rng.spawn(2) if (dropout or input_dropout or augment) else (None, None)
     )
     n_batches = -(-len(images) // batch_size)
-    total = epochs * n_batches
-    stop = total if max_steps is None else min(total, check_positive_int("max_steps", max_steps))
-    rates = np.asarray(schedule.values(total), dtype=np.float64)
-    losses = np.empty(total)
-    losses[:start] = past
-    history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
+    stop = (
+        run.total
+        if max_steps is None
+        else min(run.total, check_positive_int("max_steps", max_steps))
+    )
+    rates = np.asarray(run.schedule.values(run.total), dtype=np.float64)
     best = (np.inf, None, None)  # (validation loss, epoch, parameters)
-    params = model.weights + model.biases
     if resume is not None:
         rng.bit_generator.state = resume.rng_state
-        best = _restore(resume, options, optimizer, params, history, dropout_rng, augment_rng)
-    bar = progress_bar(progress, total, "mini-batch SGD", initial=start)
+        best = _restore(
+            resume, options, regime.optimizer, params, history, dropout_rng, augment_rng
+        )
     epoch_rng_state = rng.bit_generator.state
     # plain SGD: gradients go straight into the update (sgd_backward_update)
-    fused = type(optimizer) is SGD and not optimizer.momentum
-    try:
-        with sigint_flag() as interrupt, closing(bar, history, losses, time.perf_counter()):
-            for step in range(start, stop):
-                if interrupt[0]:
-                    raise KeyboardInterrupt
-                position = step % n_batches
-                if step == start or position == 0:
-                    epoch_rng_state = rng.bit_generator.state
-                    order = rng.permutation(len(images))
-                rows = order[position * batch_size : (position + 1) * batch_size]
-                batch, batch_labels = images.take(rows, 0), labels.take(rows)  # (take: faster)
-                if augment is not None:
-                    batch = augment(batch, augment_rng)
-                probs, cache = model.forward_cache(
-                    batch, dropout, input_dropout, dropout_rng, batch_labels
-                )
-                loss = cache["loss"]
-                losses[step] = loss
-                if not math.isfinite(loss):
-                    diverged(
-                        history,
-                        step,
-                        rates[step],
-                        on_divergence,
-                        model,
-                        batch,
-                        list(zip(model.weights, model.biases)),
-                    )
-                    if on_divergence == "stop":
-                        break
-                if observer is not None and ((step + 1) % record_every == 0 or step + 1 == stop):
-                    block = losses[max(start, step - step % record_every) : step + 1]
-                    _tell(
-                        observer,
-                        model,
-                        probs,
-                        cache,
-                        batch_labels,
-                        weight_decay,
-                        block,
-                        rates[step],
-                        step + 1,
-                    )
-                if fused:
-                    sgd_backward_update(
-                        model, probs, cache, batch_labels, rates[step], weight_decay
-                    )
-                else:
-                    weight_grads, bias_grads = model.backward(
-                        probs, cache, batch_labels, weight_decay
-                    )
-                    optimizer.step(params, weight_grads + bias_grads, model.dtype.type(rates[step]))
-                if max_norm is not None:
-                    _max_norm(model.weights[:-1], max_norm)
-                history.steps = step + 1
-                bar.update(1)
-                if position < n_batches - 1:
-                    continue
-                # ---- end of an epoch
-                history.epoch_loss.append(float(losses[step + 1 - n_batches : step + 1].mean()))
-                if validation is None:
-                    continue
-                val_loss, val_accuracy = evaluate(model, val_images, val_labels)
-                history.val_loss.append(val_loss)
-                history.val_accuracy.append(val_accuracy)
-                epoch = len(history.val_loss) - 1
-                if val_loss < best[0]:
-                    best = (val_loss, epoch, [p.copy() for p in params])
-                elif patience is not None and epoch - best[1] >= patience:
+    fused = type(regime.optimizer) is SGD and not regime.optimizer.momentum
+
+    def saved():  # an interrupted run's own state, for its checkpoint
+        rng_state = rng.bit_generator.state if history.steps % n_batches == 0 else epoch_rng_state
+        extra, arrays = _saved(options, regime.optimizer, history, best, dropout_rng, augment_rng)
+        return dict(rng_state=rng_state, extra=dict(extra, info=checkpoint_info), arrays=arrays)
+
+    with run.running(model, checkpoint, progress, "mini-batch SGD", saved) as (interrupt, bar):
+        for step in range(run.start, stop):
+            if interrupt[0]:
+                raise KeyboardInterrupt
+            position = step % n_batches
+            if step == run.start or position == 0:
+                epoch_rng_state = rng.bit_generator.state
+                order = rng.permutation(len(images))
+            rows = order[position * batch_size : (position + 1) * batch_size]
+            batch, batch_labels = images.take(rows, 0), labels.take(rows)  # (take: faster)
+            if augment is not None:
+                batch = augment(batch, augment_rng)
+            probs, cache = model.forward_cache(
+                batch, dropout, input_dropout, dropout_rng, batch_labels
+            )
+            run.losses[step] = loss = cache["loss"]
+            if not math.isfinite(loss):
+                pairs = list(zip(model.weights, model.biases))
+                diverged(history, step, rates[step], on_divergence, model, batch, pairs)
+                if on_divergence == "stop":
                     break
-            if best[2] is not None:
-                for p, kept in zip(params, best[2]):
-                    p[...] = kept
-                history.best_epoch = best[1]
-    except KeyboardInterrupt:
-        if history.steps % n_batches == 0:  # between epochs: next shuffle not drawn yet
-            epoch_rng_state = rng.bit_generator.state
-        extra, arrays = _saved(options, optimizer, history, best, dropout_rng, augment_rng)
-        extra["info"] = checkpoint_info
-        state = interrupted_state(
-            "minibatch",
-            history,
-            epochs,
-            schedule,
-            record_every,
-            fingerprint,
-            batch_size,
-            epoch_rng_state,
-            extra,
-            arrays,
-        )
-        raise interrupted(history.steps, checkpoint, model, state, history) from None
+            if observer is not None and ((step + 1) % run.record_every == 0 or step + 1 == stop):
+                block = run.losses[max(run.start, step - step % run.record_every) : step + 1]
+                _tell(
+                    observer,
+                    model,
+                    probs,
+                    cache,
+                    batch_labels,
+                    weight_decay,
+                    block,
+                    rates[step],
+                    step + 1,
+                )
+            if fused:
+                sgd_backward_update(model, probs, cache, batch_labels, rates[step], weight_decay)
+            else:
+                weight_grads, bias_grads = model.backward(probs, cache, batch_labels, weight_decay)
+                regime.optimizer.step(
+                    params, weight_grads + bias_grads, model.dtype.type(rates[step])
+                )
+            if max_norm is not None:
+                _max_norm(model.weights[:-1], max_norm)
+            history.steps = step + 1
+            bar.update(1)
+            if position == n_batches - 1:  # the end of an epoch
+                history.epoch_loss.append(float(run.losses[step + 1 - n_batches : step + 1].mean()))
+                best, stop_early = _validate(model, regime, history, best, params)
+                if stop_early:
+                    break
+        if best[2] is not None:
+            for p, kept in zip(params, best[2]):
+                p[...] = kept
+            history.best_epoch = best[1]
     return history

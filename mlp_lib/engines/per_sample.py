@@ -32,7 +32,6 @@ Names follow ``mlp_lib.core.model``: ``z`` is a layer's pre-activation :math:`Z_
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 
 import numba
@@ -42,19 +41,7 @@ from numba.typed import List
 
 from ..core.functional import LEAKY_SLOPE
 from ..core.model import MLP
-from .lifecycle import (
-    Block,
-    History,
-    check_data,
-    check_divergence_mode,
-    closing,
-    diverged,
-    interrupted,
-    interrupted_state,
-    progress_bar,
-    settings,
-    sigint_flag,
-)
+from .lifecycle import Block, diverged, start_run
 
 __all__ = ["train_per_sample", "nonzero_pixels"]
 
@@ -379,89 +366,54 @@ def train_per_sample(
     -------
     History
     """
-    images, labels = check_data(model, images, labels)
-    check_divergence_mode(on_divergence)
+    common = dict(epochs=epochs, schedule=schedule, record_every=record_every, resume=resume)
+    images, labels, run = start_run(
+        "per-sample", model, images, labels, dict(common, on_divergence=on_divergence), (3, 0.01)
+    )
     if model.activation not in _ACTIVATION_CODES:
         raise ValueError(f"the per-sample engine has no kernel for {model.activation!r}")
-    epochs, schedule, record_every, start, past, fingerprint = settings(
-        "per-sample", images, labels, resume, epochs, schedule, record_every, 3, 0.01
-    )
-    n_samples, dtype = len(images), model.dtype
-    total = epochs * n_samples
-    rates = np.asarray(schedule.values(total), dtype=dtype)
+    n_samples, dtype, history = len(images), model.dtype, run.history
+    rates = np.asarray(run.schedule.values(run.total), dtype=dtype)
     ptr, pixels, intensities = nonzero_pixels(images)
-    code = _ACTIVATION_CODES[model.activation]
     sizes = model.layer_sizes[1:]
     z = List([np.zeros(n, dtype) for n in sizes])  # Z_l, A_l, δ_l of each layer
     a = List([np.zeros(n, dtype) for n in sizes[:-1]])
     picked_rows = List([np.zeros(n, np.int64) for n in sizes[:-1]])  # a layer's nonzero units
     picked_values = List([np.zeros(n, dtype) for n in sizes[:-1]])
     delta = List([np.zeros(n, dtype) for n in sizes])
-    labels = labels.astype(np.int64)
+    data = (ptr, pixels, intensities, labels.astype(np.int64), rates, run.losses)
     stop_on_nonfinite = on_divergence != "continue"
-    n_layers = model.n_layers
-    stats = np.zeros((2, n_layers) if observer is not None else (0, 0))
-
-    losses = np.empty(total)
-    losses[:start] = past
-    history = History(loss_curve=np.empty(0), record_every=record_every, steps=start)
-    bar = progress_bar(progress, total, "per-sample SGD", initial=start)
-    try:
-        with (
-            sigint_flag() as interrupt,
-            closing(bar, history, losses, time.perf_counter()),
-            _contiguous(model) as (weights, biases),
-        ):
-            weights, biases = List(weights), List(biases)
-            arguments = (
-                weights,
-                biases,
-                z,
-                a,
-                delta,
-                picked_rows,
-                picked_values,
-                code,
-                ptr,
-                pixels,
-                intensities,
-                labels,
-                rates,
-                losses,
-            )
-            with _lanes_in_vector_registers():  # no step: compiles, or loads the cache
-                _steps(*arguments, start, start, stop_on_nonfinite, stats)
-            step = start
-            while step < total:  # blocks of record_every steps; Ctrl-C is seen between them
-                if interrupt[0]:
-                    raise KeyboardInterrupt
-                block_end = min(total, (step // record_every + 1) * record_every)
-                reached = _steps(*arguments, step, block_end, stop_on_nonfinite, stats)
-                history.steps = reached
-                if reached < block_end:  # a loss that is not finite, before its update
-                    i = reached % n_samples
-                    diverged(
-                        history,
-                        reached,
-                        float(rates[reached]),
-                        on_divergence,
-                        model,
-                        images[i],
-                        list(zip(weights, biases)),
-                    )
-                    break
-                if not stop_on_nonfinite:
-                    bad = ~np.isfinite(losses[step:reached])
-                    if bad.any():
-                        history.diverged_at = step + int(np.flatnonzero(bad)[-1])
-                if reached % record_every == 0:
-                    bar.update(record_every)
-                if observer is not None:
-                    _tell(observer, stats, losses, rates, step, reached)
-                step = reached
-    except KeyboardInterrupt:
-        state = interrupted_state(
-            "per-sample", history, epochs, schedule, record_every, fingerprint
-        )
-        raise interrupted(history.steps, checkpoint, model, state, history) from None
+    stats = np.zeros((2, model.n_layers) if observer is not None else (0, 0))
+    with (
+        run.running(model, checkpoint, progress, "per-sample SGD") as (interrupt, bar),
+        _contiguous(model) as (weights, biases),
+    ):
+        weights, biases = List(weights), List(biases)
+        net = (weights, biases, z, a, delta, picked_rows, picked_values)
+        code = _ACTIVATION_CODES[model.activation]
+        with _lanes_in_vector_registers():  # no step: compiles, or loads the cache
+            _steps(*net, code, *data, run.start, run.start, stop_on_nonfinite, stats)
+        step, record_every = run.start, run.record_every
+        while step < run.total:  # blocks of record_every steps; Ctrl-C is seen between them
+            if interrupt[0]:
+                raise KeyboardInterrupt
+            block_end = min(run.total, (step // record_every + 1) * record_every)
+            reached = _steps(*net, code, *data, step, block_end, stop_on_nonfinite, stats)
+            history.steps = reached
+            if reached < block_end:  # a loss that is not finite, before its update
+                sample = images[reached % n_samples]
+                pairs = list(zip(weights, biases))
+                diverged(
+                    history, reached, float(rates[reached]), on_divergence, model, sample, pairs
+                )
+                break
+            if not stop_on_nonfinite:
+                bad = ~np.isfinite(run.losses[step:reached])
+                if bad.any():
+                    history.diverged_at = step + int(np.flatnonzero(bad)[-1])
+            if reached % record_every == 0:
+                bar.update(record_every)
+            if observer is not None:
+                _tell(observer, stats, run.losses, rates, step, reached)
+            step = reached
     return history

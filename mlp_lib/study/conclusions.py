@@ -41,21 +41,7 @@ CHANCE = 0.2
 
 def results_from_records(records):
     """``RunResult``s from a sweep's row records (``mlp_lib.study.sweep``)."""
-    return [
-        RunResult(
-            r["name"],
-            r["seed"],
-            r["test_loss"],
-            r["test_accuracy"],
-            np.array(r["loss_curve"]),
-            r["seconds"],
-            r["diverged_at"],
-            None,
-            r["dataset"],
-        )
-        for r in records
-        if r["kind"] == "row"
-    ]
+    return [RunResult.from_record(r) for r in records if r["kind"] == "row"]
 
 
 def _accuracies(results, row):

@@ -273,18 +273,7 @@ def load_results(path):
         raise FileNotFoundError(f"{path}: no saved results ({writer})")
     document = json.loads(path.read_text())
     records = document["runs"] if isinstance(document, dict) else document
-    return [
-        RunResult(
-            r["row"],
-            r["seed"],
-            r["test_loss"],
-            r["test_accuracy"],
-            np.array(r["loss_curve"]),
-            r["seconds"],
-            r["diverged_at"],
-        )
-        for r in records
-    ]
+    return [RunResult.from_record(r) for r in records]
 
 
 def confusion_matrix(labels, predicted, n_classes=10):

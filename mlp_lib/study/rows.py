@@ -89,6 +89,21 @@ class RunResult:
     model: MLP | None = field(default=None, repr=False)
     dataset: str = "mnist"
 
+    @classmethod
+    def from_record(cls, record):
+        """A result read back from a results file: a notebook's (``"row"``) or a
+        sweep's (``"name"``, ``"dataset"``) record; no model."""
+        return cls(
+            record["row"] if "row" in record else record["name"],
+            record["seed"],
+            record["test_loss"],
+            record["test_accuracy"],
+            np.array(record["loss_curve"]),
+            record["seconds"],
+            record["diverged_at"],
+            dataset=record.get("dataset", "mnist"),
+        )
+
     def as_dict(self):
         """JSON-ready summary (no curve, no model)."""
         return {
