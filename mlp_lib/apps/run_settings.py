@@ -147,24 +147,7 @@ def settings_from(request):
     seed = _int(request, "seed", LIMITS["seed"], 0)
     dataset = _choice(request, "dataset", _DATASETS, "mnist")
     if "rung" in request:
-        known = rungs()
-        rung = _choice(request, "rung", list(known), None)
-        epochs = _int(request, "epochs", LIMITS["rung_epochs"], known[rung].epochs)
-        per_epoch = -(-50_000 // known[rung].batch_size)
-        return {
-            "kind": "rung",
-            "preset": rung,
-            "seed": seed,
-            "dataset": dataset,
-            "epochs": epochs,
-            "n_train": 50_000,
-            "steps": epochs * per_epoch,
-            "layer_sizes": list(known[rung].layer_sizes),
-            "activation": "relu",
-            "init": "he",
-            "schedule": f"mini-batch {known[rung].batch_size}, {known[rung].optimizer}, lr {known[rung].lr:g}"
-            + (", cosine" if known[rung].cosine else ""),
-        }
+        return _rung_settings(request, seed, dataset)
     if "row" in request:
         row = ROWS.get(request["row"]) if isinstance(request["row"], str) else None
         if row is None:
@@ -174,24 +157,7 @@ def settings_from(request):
         layers, activation, init = list(row.layer_sizes[1:-1]), row.activation, row.init
         schedule, default_epochs, preset = row.schedule, row.epochs, row.id
     else:
-        layers = request.get("layers", [512, 256, 64])
-        if not isinstance(layers, list) or not all(
-            isinstance(w, int) and not isinstance(w, bool) for w in layers
-        ):
-            raise SettingsError("layers", "must be a list of hidden-layer widths (integers)")
-        lo, hi = LIMITS["hidden_layers"]
-        if not lo <= len(layers) <= hi:
-            raise SettingsError("layers", f"must have {lo}..{hi} hidden layers, got {len(layers)}")
-        lo, hi = LIMITS["width"]
-        if not all(lo <= w <= hi for w in layers):
-            raise SettingsError("layers", f"widths must be in {lo}..{hi}, got {layers}")
-        sizes = [784, *layers, 10]
-        parameters = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
-        if parameters > LIMITS["parameters"]:
-            raise SettingsError(
-                "layers",
-                f"{parameters:,} weights and biases; the limit is {LIMITS['parameters']:,}",
-            )
+        layers = _hidden_layers(request)
         activation = _choice(request, "activation", _ACTIVATIONS, "relu")
         init = _choice(request, "init", _INITS, "he")
         kind = _choice(request, "schedule", ("constant", "decay"), "constant")
@@ -220,6 +186,49 @@ def settings_from(request):
         "schedule": repr(schedule),
         "schedule_spec": schedule_to_dict(schedule),
     }
+
+
+def _rung_settings(request, seed, dataset):
+    """A rung run's settings (notebook 05's mini-batch training on 50,000 images)."""
+    known = rungs()
+    rung = known[_choice(request, "rung", list(known), None)]
+    epochs = _int(request, "epochs", LIMITS["rung_epochs"], rung.epochs)
+    return {
+        "kind": "rung",
+        "preset": rung.name,
+        "seed": seed,
+        "dataset": dataset,
+        "epochs": epochs,
+        "n_train": 50_000,
+        "steps": epochs * -(-50_000 // rung.batch_size),
+        "layer_sizes": list(rung.layer_sizes),
+        "activation": "relu",
+        "init": "he",
+        "schedule": f"mini-batch {rung.batch_size}, {rung.optimizer}, lr {rung.lr:g}"
+        + (", cosine" if rung.cosine else ""),
+    }
+
+
+def _hidden_layers(request):
+    """A custom network's hidden widths, within ``LIMITS``."""
+    layers = request.get("layers", [512, 256, 64])
+    if not isinstance(layers, list) or not all(
+        isinstance(w, int) and not isinstance(w, bool) for w in layers
+    ):
+        raise SettingsError("layers", "must be a list of hidden-layer widths (integers)")
+    lo, hi = LIMITS["hidden_layers"]
+    if not lo <= len(layers) <= hi:
+        raise SettingsError("layers", f"must have {lo}..{hi} hidden layers, got {len(layers)}")
+    lo, hi = LIMITS["width"]
+    if not all(lo <= w <= hi for w in layers):
+        raise SettingsError("layers", f"widths must be in {lo}..{hi}, got {layers}")
+    sizes = [784, *layers, 10]
+    parameters = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    if parameters > LIMITS["parameters"]:
+        raise SettingsError(
+            "layers", f"{parameters:,} weights and biases; the limit is {LIMITS['parameters']:,}"
+        )
+    return layers
 
 
 def _schedule(kind, lr, decay_steps):

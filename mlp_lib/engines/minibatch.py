@@ -9,6 +9,7 @@ max-norm constraint. For plain SGD the backward pass and the update are fused
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -166,6 +167,19 @@ def _max_norm(weights, limit):
         w *= np.minimum(1, limit / np.maximum(norms, 1e-12)).astype(w.dtype)
 
 
+def _update(model, regime, probs, cache, labels, lr, params):
+    """One batch's step: the optimiser's update from the gradients, then max-norm.
+    Plain SGD (no momentum) fuses the backward pass and the update
+    (``sgd_backward_update``): the same equations, no gradient stored."""
+    if type(regime.optimizer) is SGD and not regime.optimizer.momentum:
+        sgd_backward_update(model, probs, cache, labels, lr, regime.weight_decay)
+    else:
+        weight_grads, bias_grads = model.backward(probs, cache, labels, regime.weight_decay)
+        regime.optimizer.step(params, weight_grads + bias_grads, model.dtype.type(lr))
+    if regime.max_norm is not None:
+        _max_norm(model.weights[:-1], regime.max_norm)
+
+
 def _validate(model, regime, history, best, params):
     """End of an epoch: test on the validation set (if any) and keep the best
     weights. (the new ``best``, whether to stop early: no better validation loss
@@ -181,7 +195,7 @@ def _validate(model, regime, history, best, params):
     return best, regime.patience is not None and epoch - best[1] >= regime.patience
 
 
-def _tell(observer, model, probs, cache, labels, weight_decay, losses, rate, step):
+def _tell(observer, model, weight_decay, probs, cache, labels, losses, rate, step):
     """Give ``observer`` the block ending at ``step`` (the last batch's gradients,
     computed before its update, with the weights it was computed with)."""
     weight_grads, _ = model.backward(probs, cache, labels, weight_decay)
@@ -278,14 +292,9 @@ def train_minibatch(
     """
     batch_size = check_positive_int("batch_size", batch_size)
     common = dict(epochs=epochs, schedule=schedule, record_every=record_every, resume=resume)
+    common.update(on_divergence=on_divergence)
     images, labels, run = start_run(
-        "minibatch",
-        model,
-        images,
-        labels,
-        dict(common, on_divergence=on_divergence),
-        (1, 0.1),
-        batch_size,
+        "minibatch", model, images, labels, common, (1, 0.1), batch_size
     )
     if validation is not None:
         validation = check_data(model, *validation)
@@ -307,11 +316,9 @@ def train_minibatch(
         rng.spawn(2) if (dropout or input_dropout or augment) else (None, None)
     )
     n_batches = -(-len(images) // batch_size)
-    stop = (
-        run.total
-        if max_steps is None
-        else min(run.total, check_positive_int("max_steps", max_steps))
-    )
+    stop = run.total
+    if max_steps is not None:  # a short check of a long configuration
+        stop = min(run.total, check_positive_int("max_steps", max_steps))
     rates = np.asarray(run.schedule.values(run.total), dtype=np.float64)
     best = (np.inf, None, None)  # (validation loss, epoch, parameters)
     if resume is not None:
@@ -320,8 +327,7 @@ def train_minibatch(
             resume, options, regime.optimizer, params, history, dropout_rng, augment_rng
         )
     epoch_rng_state = rng.bit_generator.state
-    # plain SGD: gradients go straight into the update (sgd_backward_update)
-    fused = type(regime.optimizer) is SGD and not regime.optimizer.momentum
+    tell = None if observer is None else functools.partial(_tell, observer, model, weight_decay)
 
     def saved():  # an interrupted run's own state, for its checkpoint
         rng_state = rng.bit_generator.state if history.steps % n_batches == 0 else epoch_rng_state
@@ -349,28 +355,10 @@ def train_minibatch(
                 diverged(history, step, rates[step], on_divergence, model, batch, pairs)
                 if on_divergence == "stop":
                     break
-            if observer is not None and ((step + 1) % run.record_every == 0 or step + 1 == stop):
+            if tell is not None and ((step + 1) % run.record_every == 0 or step + 1 == stop):
                 block = run.losses[max(run.start, step - step % run.record_every) : step + 1]
-                _tell(
-                    observer,
-                    model,
-                    probs,
-                    cache,
-                    batch_labels,
-                    weight_decay,
-                    block,
-                    rates[step],
-                    step + 1,
-                )
-            if fused:
-                sgd_backward_update(model, probs, cache, batch_labels, rates[step], weight_decay)
-            else:
-                weight_grads, bias_grads = model.backward(probs, cache, batch_labels, weight_decay)
-                regime.optimizer.step(
-                    params, weight_grads + bias_grads, model.dtype.type(rates[step])
-                )
-            if max_norm is not None:
-                _max_norm(model.weights[:-1], max_norm)
+                tell(probs, cache, batch_labels, block, rates[step], step + 1)
+            _update(model, regime, probs, cache, batch_labels, rates[step], params)
             history.steps = step + 1
             bar.update(1)
             if position == n_batches - 1:  # the end of an epoch

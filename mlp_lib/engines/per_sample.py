@@ -134,6 +134,30 @@ def _sum_squares(v, n):
     return total
 
 
+@njit(cache=True, inline="always")
+def _cross_entropy(z, e, label):
+    """(L, Σ_j e^{z_j - m}): L = -ln softmax(z)_y = ln Σ_j e^{z_j - m} + m - z_y with
+    m = max_j z_j; ``e`` gets e^{z_j - m} (softmax(z) once divided by the sum)."""
+    top = z.max()
+    total = 0.0
+    for j in range(z.size):
+        e[j] = np.exp(z[j] - top)
+        total += e[j]
+    return np.log(total) + top - z[label], total
+
+
+@njit(cache=True, inline="always")
+def _first_layer_step(w1, b1, d1, pixels, intensities, lo, hi, lr):
+    """(6)-(7) for layer 1: W_1[p] -= η x_p δ_1 for the image's nonzero pixels p
+    (``pixels[lo:hi]``, values ``intensities[lo:hi]``); b_1 -= η δ_1."""
+    for t in range(lo, hi):
+        scale, row = -lr * intensities[t], w1[pixels[t]]
+        for j in range(d1.size):
+            row[j] += scale * d1[j]
+    for j in range(b1.size):
+        b1[j] -= lr * d1[j]
+
+
 @njit(cache=True)
 def _steps(
     weights,
@@ -199,15 +223,9 @@ def _steps(
             z_out[:] = biases[layer]
             _add_rows(z_out, w, rows, values, n)
 
-        # (3) L = -ln softmax(Z_L)_y = ln Σ_j e^{z_j - m} + m - z_y, with m = max_j z_j
-        z_last, d_last = z[n_layers - 1], delta[n_layers - 1]
-        label = labels[i]
-        top = z_last.max()
-        total = 0.0
-        for j in range(z_last.size):
-            d_last[j] = np.exp(z_last[j] - top)
-            total += d_last[j]
-        loss = np.log(total) + top - z_last[label]
+        # (3) L = -ln softmax(Z_L)_y
+        z_last, d_last, label = z[n_layers - 1], delta[n_layers - 1], labels[i]
+        loss, total = _cross_entropy(z_last, d_last, label)
         losses[step] = loss
         if stop_on_nonfinite and not np.isfinite(loss):
             return step
@@ -249,17 +267,11 @@ def _steps(
                 reaches_first = False
                 break
         if reaches_first:
-            # (6)-(7) for layer 1: W_1[p] -= η x_p δ_1 for the nonzero pixels p; b_1 -= η δ_1
-            d1, b1 = delta[0], biases[0]
+            d1 = delta[0]
             if observe:  # ‖∂L/∂W_1‖ = ‖x‖ ‖δ_1‖ (no step reaching here: 0, nothing added)
                 x_sq = _sum_squares(intensities[lo:hi], hi - lo)
                 stats[0, 0] += np.sqrt(x_sq * _sum_squares(d1, d1.size))
-            for t in range(lo, hi):
-                scale, row = -lr * intensities[t], w1[pixels[t]]
-                for j in range(d1.size):
-                    row[j] += scale * d1[j]
-            for j in range(b1.size):
-                b1[j] -= lr * d1[j]
+            _first_layer_step(w1, biases[0], d1, pixels, intensities, lo, hi, lr)
     return stop
 
 
