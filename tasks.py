@@ -482,7 +482,7 @@ API_PAGES = {
     "io": ("Files", ["data", "checkpoint", "project"]),
     "engines": ("Training", ["reference", "per_sample", "minibatch", "lifecycle", "estimator"]),
     "study": ("The study", ["rows", "experiments", "beyond", "jobs", "sweep", "conclusions",
-                            "plots", "tables", "provenance", "notebook"]),
+                            "exercises", "plots", "tables", "provenance", "notebook"]),
 }  # fmt: skip
 
 

@@ -5,6 +5,7 @@
 - ``jobs``: one row or rung trained on one BLAS thread, and the pool that runs many
 - ``sweep``: rows and rungs over seeds and data sets, resumable, local or on Dask
 - ``conclusions``: the report's claims, judged on many seeds
+- ``exercises``: checks of a student's pieces of backpropagation (the notebooks' exercises)
 - ``notebook``: the notebooks' modes and plans
 - ``plots``, ``tables``: the notebooks' figures and tables
 - ``provenance``: commit, machine and versions of a result

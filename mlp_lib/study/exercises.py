@@ -1,0 +1,268 @@
+r"""Checks for the notebooks' exercises: write a piece of backpropagation, then ask here.
+
+Each ``check_*`` takes the student's function (or answer), runs it beside the
+library's own on small inputs (a few milliseconds), and either prints what was
+checked and returns True, or raises ``AssertionError`` with a message that
+names the mistake when it is a common one (a transposed array, a missing
+factor, a flipped sign, a forgotten term) and otherwise shows the numbers.
+
+The notation is notebook 01's: a batch of :math:`N` rows, layer :math:`l`
+computes :math:`Z_l = A_{l-1} W_l + b_l` and :math:`A_l = \mathrm{act}(Z_l)`,
+with :math:`W_l` of shape ``(n_in, n_out)``; :math:`\Delta_l = \partial L /
+\partial Z_l` for the mean cross-entropy :math:`L` over the batch.
+
+======================================  ==============================================
+check                                   the student writes
+======================================  ==============================================
+``check_sigmoid_grad(f)``               :math:`\sigma'` from the sigmoid's output
+                                        :math:`a`: ``f(a)``
+``check_relu_grad(f)``                  ReLU' from its output: ``f(a)``
+``check_output_delta(f)``               :math:`\Delta_L = (\hat Y - Y)/N`:
+                                        ``f(probs, labels)``
+``check_layer_backward(f)``             one layer's backward pass:
+                                        ``f(delta, W, A_prev, act_grad)``
+                                        returns ``(dW, db, delta_below)``
+``check_linear_decay(f)``               the report's schedule:
+                                        ``f(start, end, n_steps, total)``
+``check_uniform_init_guess(fraction)``  a prediction: the share of test images an
+                                        untrained U[0, 1) network puts in one class
+======================================  ==============================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import functional as F
+from ..core.model import MLP
+from ..core.schedules import LinearDecay
+
+__all__ = [
+    "check_sigmoid_grad",
+    "check_relu_grad",
+    "check_output_delta",
+    "check_layer_backward",
+    "check_linear_decay",
+    "check_uniform_init_guess",
+]
+
+
+def _passed(what):
+    print(f"correct: {what}")
+    return True
+
+
+def _as_array(value, name):
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AssertionError(
+            f"{name} must be an array of numbers, got {type(value).__name__}"
+        ) from None
+
+
+def _same_shape(got, expected, name):
+    if got.shape == expected.shape:
+        return
+    hint = " (transposed?)" if got.shape == expected.shape[::-1] and got.ndim == 2 else ""
+    raise AssertionError(f"{name} has shape {got.shape}, expected {expected.shape}{hint}")
+
+
+def _diagnose(got, expected, name, known_mistakes=()):
+    """Raise, naming the mistake, unless ``got`` equals ``expected`` (to 1e-10)."""
+    if np.allclose(got, expected, rtol=1e-10, atol=1e-12):
+        return
+    for wrong, message in known_mistakes:
+        if np.shape(wrong) == got.shape and np.allclose(got, wrong, rtol=1e-10, atol=1e-12):
+            raise AssertionError(f"{name}: {message}")
+    if np.allclose(got, -expected, rtol=1e-10, atol=1e-12):
+        raise AssertionError(f"{name}: the sign is flipped")
+    nonzero = np.abs(expected) > 1e-12
+    if nonzero.any():
+        ratio = got[nonzero] / expected[nonzero]
+        if np.allclose(ratio, ratio.flat[0], rtol=1e-8) and ratio.flat[0] != 0:
+            raise AssertionError(
+                f"{name}: right up to a constant factor: yours is {ratio.flat[0]:.6g} times "
+                f"the correct value"
+            )
+    worst = np.unravel_index(np.argmax(np.abs(got - expected)), got.shape)
+    raise AssertionError(
+        f"{name}: wrong values; e.g. at index {tuple(int(i) for i in worst)} yours is "
+        f"{got[worst]:.6g}, the correct value {expected[worst]:.6g}"
+    )
+
+
+def check_sigmoid_grad(f):
+    r"""``f(a)``: :math:`\sigma'(z)` written with the sigmoid's output
+    :math:`a = \sigma(z)` only (no :math:`z`, no exponential)."""
+    z = np.linspace(-6, 6, 13)
+    a = F.sigmoid(z)
+    got = _as_array(f(a.copy()), "f(a)")
+    expected = F.sigmoid_grad(a)
+    _same_shape(got, expected, "f(a)")
+    _diagnose(
+        got,
+        expected,
+        "f(a)",
+        [
+            (a, "you returned a = σ(z) itself, not its derivative: σ'(z) = a (1 - a)"),
+            (1 - a, "only the (1 - a) factor: σ'(z) = a (1 - a)"),
+            (
+                F.sigmoid(a) * (1 - F.sigmoid(a)),
+                "σ was applied again: f receives a = σ(z), so σ'(z) = a (1 - a), not σ(a)(1 - σ(a))",
+            ),
+        ],
+    )
+    return _passed("σ'(z) = a (1 - a), computed from the output a alone")
+
+
+def check_relu_grad(f):
+    r"""``f(a)``: ReLU's derivative written with its output :math:`a =
+    \max(0, z)`: 1 where the unit is active, 0 elsewhere (0 at :math:`z = 0`,
+    the convention the library and the report use)."""
+    a = F.relu(np.array([[-2.0, -0.5, 0.0, 0.5, 3.0], [1.0, 0.0, -1.0, 2.0, 0.25]]))
+    got = _as_array(f(a.copy()), "f(a)")
+    expected = F.relu_grad(a)
+    _same_shape(got, expected, "f(a)")
+    _diagnose(
+        got,
+        expected,
+        "f(a)",
+        [
+            (a, "you returned the activation a itself; the derivative is 1 where a > 0, else 0"),
+            (
+                np.ones_like(a),
+                "every unit gets derivative 1, but an inactive unit (a = 0, z <= 0) has 0: "
+                "a >= 0 holds for every ReLU output; use a > 0",
+            ),
+        ],
+    )
+    return _passed("ReLU'(z) = [a > 0]: 1 for the active units, 0 for the others")
+
+
+def check_output_delta(f):
+    r"""``f(probs, labels)``: :math:`\Delta_L = \partial L / \partial Z_L =
+    (\hat Y - Y)/N` for the mean cross-entropy of a batch of :math:`N` rows
+    (``probs`` the softmax outputs, shape ``(N, 10)``; ``labels`` ints)."""
+    rng = np.random.default_rng(7)
+    probs = F.softmax(rng.normal(size=(4, 10)))
+    labels = np.array([3, 0, 9, 3])
+    got = _as_array(f(probs.copy(), labels.copy()), "f(probs, labels)")
+    expected = F.softmax_cross_entropy_grad(probs, labels)
+    _same_shape(got, expected, "f(probs, labels)")
+    one_hot = F.one_hot(labels, 10)
+    n = len(labels)
+    _diagnose(
+        got,
+        expected,
+        "f(probs, labels)",
+        [
+            (probs - one_hot, "not divided by N: the loss is the batch's mean, so Δ_L = (Ŷ - Y)/N"),
+            (probs / n, "the one-hot labels Y were not subtracted: Δ_L = (Ŷ - Y)/N"),
+            (probs, "you returned Ŷ: subtract the one-hot labels Y and divide by N"),
+        ],
+    )
+    return _passed("Δ_L = (Ŷ - Y)/N, shape (N, 10)")
+
+
+def check_layer_backward(f):
+    r"""``f(delta, W, A_prev, act_grad)`` for one layer :math:`l`, given
+    :math:`\Delta_l` ``(N, n_out)``, :math:`W_l` ``(n_in, n_out)``,
+    :math:`A_{l-1}` ``(N, n_in)`` and ``act_grad(A_prev)`` (the activation's
+    derivative from its output): returns ``(dW, db, delta_below)`` =
+    :math:`(A_{l-1}^\top \Delta_l,\ \sum_n \Delta_{l,n},\ (\Delta_l W_l^\top)
+    \odot \mathrm{act}'(Z_{l-1}))`, checked against ``MLP.backward``."""
+    model = MLP([6, 5, 4, 3], activation="sigmoid", init="normal", seed=3)
+    rng = np.random.default_rng(11)
+    x, labels = rng.random((4, 6)), np.array([0, 2, 1, 2])
+    probs, cache = model.forward_cache(x, labels=labels)
+    weight_grads, bias_grads = model.backward(probs, cache, labels)
+    delta = F.softmax_cross_entropy_grad(probs, labels)  # Δ_3, for layer 3 (index 2)
+    A_prev, W = cache["A"][2], model.weights[2]
+    answer = f(delta.copy(), W.copy(), A_prev.copy(), F.sigmoid_grad)
+    if not isinstance(answer, tuple) or len(answer) != 3:
+        raise AssertionError("return a tuple of three arrays: (dW, db, delta_below)")
+    dW, db, below = (_as_array(v, n) for v, n in zip(answer, ("dW", "db", "delta_below")))
+    _same_shape(dW, weight_grads[2], "dW")
+    _diagnose(dW, weight_grads[2], "dW", [(delta.T @ A_prev, "dW must be A_prevᵀ Δ")])
+    _same_shape(db, bias_grads[2], "db")
+    _diagnose(
+        db,
+        bias_grads[2],
+        "db",
+        [
+            (
+                delta.mean(axis=0),
+                "db is the sum of Δ over the batch, not its mean (Δ has /N already)",
+            )
+        ],
+    )
+    expected = model.delta_below(2, delta, cache)
+    _same_shape(below, expected, "delta_below")
+    _diagnose(
+        below,
+        expected,
+        "delta_below",
+        [(delta @ W.T, "the factor act'(Z_{l-1}) is missing: multiply Δ Wᵀ by act_grad(A_prev)")],
+    )
+    return _passed("dW = A_{l-1}ᵀ Δ_l, db = Σ_n Δ_l, Δ_{l-1} = (Δ_l W_lᵀ) ⊙ act'(Z_{l-1})")
+
+
+def check_linear_decay(f):
+    """``f(start, end, n_steps, total)``: the report's learning rates for steps
+    ``0 .. total - 1``: ``numpy.linspace(start, end, n_steps)``, held at ``end``
+    after ``n_steps`` steps (the report stops its step counter at ``n_steps - 1``)."""
+    start, end, n_steps, total = 0.01, 1e-5, 50, 80
+    got = _as_array(f(start, end, n_steps, total), "f(start, end, n_steps, total)")
+    expected = LinearDecay(start, end, n_steps).values(total)
+    _same_shape(got, expected, "the rates")
+    steps = np.arange(total)
+    _diagnose(
+        got,
+        expected,
+        "the rates",
+        [
+            (
+                start + (end - start) * np.minimum(steps / n_steps, 1),
+                "off by one: linspace puts `end` at step n_steps - 1, not n_steps",
+            ),
+            (
+                np.linspace(start, end, total),
+                "the decay spans all the steps: it should reach `end` after n_steps and stay",
+            ),
+            (
+                LinearDecay(end, start, n_steps).values(total),
+                "start and end are swapped: the rate decreases from start to end",
+            ),
+        ],
+    )
+    return _passed("rates = linspace(start, end, n_steps), then held at end")
+
+
+def check_uniform_init_guess(fraction):
+    """Before running notebook 03's U[0, 1) row, guess: what share of 1,000 test
+    images does the untrained 784-512-256-64-10 ReLU network, its weights drawn
+    from U[0, 1), put in its most frequent class? Answer a number in [0, 1]; it
+    is checked against the network itself (within 0.1)."""
+    from ..io.data import load_mnist
+
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise AssertionError(f"answer a number in [0, 1], got {fraction!r}")
+    if not 0 <= fraction <= 1:
+        raise AssertionError(f"a share is in [0, 1], got {fraction}")
+    images, _ = load_mnist("test")
+    model = MLP([784, 512, 256, 64, 10], activation="relu", init="uniform", seed=0)
+    predicted = model.predict(images[:1000])
+    share = np.bincount(predicted, minlength=10).max() / len(predicted)
+    z1 = images[:1000] @ model.weights[0]
+    if abs(fraction - share) > 0.1:
+        raise AssertionError(
+            f"not quite: the network puts {share:.0%} of the images in one class. Every "
+            f"weight is positive, so every pre-activation is a large positive sum (layer "
+            f"1's average {z1.mean():.0f}), every ReLU passes it on, and the sums grow "
+            f"layer by layer: the image hardly changes which logit is largest."
+        )
+    return _passed(
+        f"{share:.0%} of the images land in one class (your guess {fraction:.0%}): with "
+        f"positive weights the inputs all push the same way"
+    )

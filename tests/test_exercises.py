@@ -1,0 +1,100 @@
+"""The notebooks' exercise checks: a correct answer passes, and each typical mistake fails
+with a message that names it."""
+
+import numpy as np
+import pytest
+
+from mlp_lib.core import functional as F
+from mlp_lib.study import exercises as ex
+
+
+def _fails(check, answer, *words):
+    with pytest.raises(AssertionError) as caught:
+        check(answer)
+    message = str(caught.value)
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def test_sigmoid_grad(capsys):
+    assert ex.check_sigmoid_grad(lambda a: a * (1 - a))
+    assert "correct" in capsys.readouterr().out
+    _fails(ex.check_sigmoid_grad, lambda a: a, "a = σ(z) itself")
+    _fails(ex.check_sigmoid_grad, lambda a: 1 - a, "(1 - a) factor")
+    _fails(ex.check_sigmoid_grad, lambda a: F.sigmoid(a) * (1 - F.sigmoid(a)), "applied again")
+    _fails(ex.check_sigmoid_grad, lambda a: -a * (1 - a), "sign is flipped")
+    _fails(ex.check_sigmoid_grad, lambda a: 2 * a * (1 - a), "constant factor", "2 times")
+    _fails(ex.check_sigmoid_grad, lambda a: (a * (1 - a))[None, :], "shape")
+
+
+def test_relu_grad():
+    assert ex.check_relu_grad(lambda a: (a > 0).astype(float))
+    assert ex.check_relu_grad(lambda a: a > 0)  # booleans are numbers here
+    _fails(ex.check_relu_grad, lambda a: a, "activation a itself")
+    _fails(ex.check_relu_grad, lambda a: (a >= 0).astype(float), "inactive unit", "a > 0")
+    _fails(ex.check_relu_grad, lambda a: np.ones_like(a), "inactive unit")
+    _fails(ex.check_relu_grad, lambda a: ((a > 0).astype(float)).T, "transposed")
+
+
+def test_output_delta():
+    def right(probs, labels):
+        y = np.zeros_like(probs)
+        y[np.arange(len(labels)), labels] = 1
+        return (probs - y) / len(labels)
+
+    assert ex.check_output_delta(right)
+    _fails(ex.check_output_delta, lambda p, y: right(p, y) * len(y), "not divided by N")
+    _fails(ex.check_output_delta, lambda p, y: p / len(y), "not subtracted")
+    _fails(ex.check_output_delta, lambda p, y: -right(p, y), "sign is flipped")
+    _fails(ex.check_output_delta, lambda p, y: right(p, y).T, "transposed")
+    _fails(ex.check_output_delta, lambda p, y: right(p, y).sum(axis=1), "shape")
+
+
+def test_layer_backward():
+    def right(delta, W, A_prev, act_grad):
+        return A_prev.T @ delta, delta.sum(axis=0), (delta @ W.T) * act_grad(A_prev)
+
+    assert ex.check_layer_backward(right)
+
+    def answer(dW=None, db=None, below=None):
+        def f(delta, W, A_prev, act_grad):
+            good = right(delta, W, A_prev, act_grad)
+            return (
+                good[0] if dW is None else dW(delta, W, A_prev),
+                good[1] if db is None else db(delta),
+                good[2] if below is None else below(delta, W, A_prev, act_grad),
+            )
+
+        return f
+
+    _fails(ex.check_layer_backward, answer(dW=lambda d, W, A: d.T @ A), "dW", "transposed")
+    _fails(ex.check_layer_backward, answer(db=lambda d: d.mean(axis=0)), "sum of Δ")
+    _fails(ex.check_layer_backward, answer(below=lambda d, W, A, g: d @ W.T), "act'", "missing")
+    _fails(ex.check_layer_backward, answer(below=lambda d, W, A, g: -(d @ W.T) * g(A)), "sign")
+    _fails(ex.check_layer_backward, lambda d, W, A, g: A.T @ d, "tuple of three")
+
+
+def test_linear_decay():
+    def right(start, end, n_steps, total):
+        rates = np.linspace(start, end, n_steps)
+        return rates[np.minimum(np.arange(total), n_steps - 1)]
+
+    assert ex.check_linear_decay(right)
+    _fails(
+        ex.check_linear_decay,
+        lambda s, e, n, t: s + (e - s) * np.minimum(np.arange(t) / n, 1),
+        "off by one",
+    )
+    _fails(ex.check_linear_decay, lambda s, e, n, t: np.linspace(s, e, t), "all the steps")
+    _fails(ex.check_linear_decay, lambda s, e, n, t: right(e, s, n, t), "swapped")
+    _fails(ex.check_linear_decay, lambda s, e, n, t: right(s, e, n, t)[:n], "shape")
+
+
+def test_uniform_init_guess(capsys):
+    assert ex.check_uniform_init_guess(1.0)
+    assert "one class" in capsys.readouterr().out
+    message = _fails(ex.check_uniform_init_guess, 0.1, "positive")
+    assert "100%" in message or "%" in message
+    _fails(ex.check_uniform_init_guess, 1.5, "[0, 1]")
+    _fails(ex.check_uniform_init_guess, "all", "a number")
