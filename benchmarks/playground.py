@@ -123,7 +123,9 @@ def _follow(port, run_id, done):
 
 def _training_rate(port, body, viewers):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("POST", "/api/runs", json.dumps(body))
+    connection.request(
+        "POST", "/api/runs", json.dumps(body), headers={"Content-Type": "application/json"}
+    )
     run = json.loads(connection.getresponse().read())
     connection.close()
     finished = []

@@ -35,7 +35,9 @@ class Client:
     def call(self, method, path, body=None, raw=None, headers=None):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        connection.request(method, path, body=data, headers=headers or {})
+        if headers is None:  # as the page sends them
+            headers = {"Content-Type": "application/json"} if method == "POST" else {}
+        connection.request(method, path, body=data, headers=headers)
         response = connection.getresponse()
         text = response.read()
         connection.close()
@@ -452,7 +454,10 @@ def test_a_viewer_that_hangs_up_leaves_nothing_behind(client, server, monkeypatc
     sockets = []
     for _ in range(5):
         sock = socket.create_connection(("127.0.0.1", server.server_port))
-        sock.sendall(f"GET /api/runs/{run['id']}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.sendall(
+            f"GET /api/runs/{run['id']}/events HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{server.server_port}\r\n\r\n".encode()
+        )
         sock.settimeout(10)
         received = b""
         while b"event: state" not in received:

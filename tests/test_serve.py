@@ -35,7 +35,9 @@ def request(port, method, path, body=None, headers=None):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     if isinstance(body, (dict, list)):
         body = json.dumps(body)
-    connection.request(method, path, body=body, headers=headers or {})
+    if headers is None:  # as the page sends them
+        headers = {"Content-Type": "application/json"} if method == "POST" else {}
+    connection.request(method, path, body=body, headers=headers)
     response = connection.getresponse()
     data = response.read()
     connection.close()
@@ -146,7 +148,10 @@ def test_a_body_over_one_megabyte_is_413_without_being_read(server):
     assert got == 413 and "limit" in answer["error"]
     # a client that only announces a huge body is answered at once, too
     sock = socket.create_connection(("127.0.0.1", server), timeout=10)
-    sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n")
+    sock.sendall(
+        f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{server}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 10000000000\r\n\r\n".encode()
+    )
     assert sock.recv(100).startswith(b"HTTP/1.0 413")
     sock.close()
 
@@ -175,7 +180,10 @@ def test_paths_and_methods(server, method, path, status):
 
 def test_a_stalled_client_does_not_stall_the_server(server):
     sock = socket.create_connection(("127.0.0.1", server), timeout=10)
-    sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{")
+    sock.sendall(
+        f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{server}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 5000\r\n\r\n{".encode()
+    )
     status, _ = request(server, "GET", "/api/models")  # answered while the other waits
     assert status == 200
     sock.close()
@@ -228,8 +236,13 @@ def test_the_cli_serves_checkpoints_and_warns_off_loopback(tmp_path):
     process, line = _start_cli(tmp_path / "tiny.npz", "--port", "0", "--host", "0.0.0.0")
     try:
         assert line.startswith("serving http://0.0.0.0:"), line
-        port = int(line.split(":")[2].split("/")[0])
+        url = line.split()[1]  # http://0.0.0.0:PORT/?token=TOKEN
+        port, token = int(url.split(":")[2].split("/")[0]), url.split("?token=")[1]
+        assert len(token) >= 16
         status, answer = request(port, "GET", "/api/models")
+        assert status == 403 and "token" in answer["error"]
+        headers = {"Authorization": f"token {token}"}
+        status, answer = request(port, "GET", "/api/models", headers=headers)
         assert status == 200 and [m["name"] for m in answer["models"]] == ["tiny"]
     finally:
         process.terminate()

@@ -360,7 +360,16 @@ def _add_serve(sub):
         help="models to serve (named by their file names)",
     )
     srv.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only; any other address "
+        "needs a token)",
+    )
+    srv.add_argument(
+        "--token",
+        default=None,
+        help="the token every request must carry (default: none on 127.0.0.1, a new "
+        "random one on any other address, printed in the URL)",
     )
     srv.add_argument(
         "--port",

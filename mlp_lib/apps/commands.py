@@ -387,7 +387,12 @@ def serve(args):
         load_checkpoint(path)  # a bad file fails here, in one line
     try:
         return serve(
-            args.checkpoints, host=args.host, port=args.port, cache=args.cache, verbose=args.verbose
+            args.checkpoints,
+            host=args.host,
+            port=args.port,
+            cache=args.cache,
+            verbose=args.verbose,
+            token=args.token,
         )
     except OSError as exc:  # port in use, address not available
         import errno

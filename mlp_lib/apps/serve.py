@@ -41,7 +41,10 @@ Bad input gets ``{"error": "..."}`` with 400 (malformed, wrong length,
 NaN/inf, out of range, undecodable or oversized image, unknown model, a bad
 setting: then also ``"field"``), 413 (body over 1 MB), 404 (unknown path or
 run), 405 (wrong method), 409 (a run's state), 429 (queue full) or 503 (a
-default model still training). The server binds 127.0.0.1 unless told otherwise.
+default model still training). The server binds 127.0.0.1 unless told otherwise,
+and answers its own page only (``guard``: 403 for another site's ``Host`` or
+``Origin``, 415 for a POST body not declared ``application/json``; a token
+off loopback).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ import numpy as np
 
 from ..io.checkpoint import load_checkpoint
 from ..io.data import DataError, image_to_mnist
+from .guard import LOOPBACK, Guard
 from .models import ApiError, ModelStore, cache_dir, load_defaults
 from .predictions import describe_prediction
 from .run_settings import LIMITS, SettingsError, presets
@@ -190,6 +194,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _common_headers(self, extra=()):
+        cookie = self.server.guard.cookie_for(self.path)
+        if cookie is not None:  # a token given in the address: kept for the page's requests
+            self.send_header("Set-Cookie", cookie)
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
@@ -220,7 +227,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f"no such path: {path}")
         self._error(405, f"{path} takes {allowed}", extra=[("Allow", allowed)])
 
+    def _refused_by_guard(self):
+        """Answer 403 or 415 if the guard refuses this request (``guard``); True then."""
+        refusal = self.server.guard.refusal(self.command, self.path, self.headers)
+        if refusal is None:
+            return False
+        if self.command == "POST":
+            self.close_connection = True  # its body is not read
+        self._error(*refusal)
+        return True
+
     def do_GET(self):
+        if self._refused_by_guard():
+            return
         path = self.path.split("?", 1)[0]
         runs = self.server.runs
         try:
@@ -250,6 +269,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(path)
 
     def do_HEAD(self):
+        if self._refused_by_guard():
+            return
         path = self.path.split("?", 1)[0]
         if path.startswith("/api/runs/") and path.endswith("/events"):
             return self._refuse(path)  # a stream has no head
@@ -311,6 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
         allowed = self._allowed(path) or ""
         if "POST" not in allowed:
             return self._refuse(path)
+        if self._refused_by_guard():
+            return
         body = self._body()
         if body is None:
             return
@@ -330,7 +353,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(exc.status, str(exc))
 
     def _other_method(self):
-        self._refuse(self.path.split("?", 1)[0])
+        if not self._refused_by_guard():
+            self._refuse(self.path.split("?", 1)[0])
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
 
@@ -359,33 +383,42 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def make_server(store, host="127.0.0.1", port=8000, verbose=False, runs=None):
+def make_server(store, host="127.0.0.1", port=8000, verbose=False, runs=None, token=None):
     """A server bound to ``host:port`` (port 0: any free one); not yet serving.
-    ``runs`` holds the playground's runs (default: a new ``Runs``)."""
+    ``runs`` holds the playground's runs (default: a new ``Runs``); ``token``:
+    see ``guard`` (one is made for an address other than loopback)."""
     server = _Server((host, port), _Handler)
+    server.guard = Guard.for_address(host, server.server_port, token)
     server.store, server.verbose = store, verbose
     server.runs = Runs() if runs is None else runs
     server.stopping = False
     return server
 
 
-def serve(checkpoints=(), host="127.0.0.1", port=8000, cache=None, verbose=False, ready=None):
+def serve(
+    checkpoints=(), host="127.0.0.1", port=8000, cache=None, verbose=False, ready=None, token=None
+):
     """Serve the page until Ctrl-C. With no ``checkpoints``, the default models
     come from ``cache`` (trained there on first use, in the background: the
-    page answers as soon as the first is ready)."""
+    page answers as soon as the first is ready). ``token``: see ``guard``."""
     store = ModelStore()
     for path in checkpoints:
         store.add(Path(path).stem, load_checkpoint(path)[0], f"checkpoint {path}")
-    server = make_server(store, host, port, verbose)
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    server = make_server(store, host, port, verbose, token=token)
+    if host not in LOOPBACK:
         print(
-            f"warning: serving on {host}: anyone who can reach this machine can use the "
-            f"page and the API (the default, 127.0.0.1, is reachable from here only)",
+            f"warning: serving on {host}: anyone who can reach this machine and has the "
+            f"token can use the page and the API (the default, 127.0.0.1, is reachable "
+            f"from this machine only)",
             file=sys.stderr,
         )
-    url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{server.server_port}/"
+    url = server.guard.url(host, server.server_port)
     print(f"serving {url}  (Ctrl-C stops)", flush=True)
-    print(f"playground: {url}playground  (train the report's rows live)", flush=True)
+    page, _, query = url.partition("?")
+    print(
+        f"playground: {page}playground{'?' + query if query else ''}  (train the report's rows live)",
+        flush=True,
+    )
     if not checkpoints:
 
         def announce(message):
