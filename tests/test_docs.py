@@ -286,3 +286,21 @@ def test_the_readme_says_which_blas_the_products_go_through_and_the_code_agrees(
     notes = " ".join(notes[: notes.index("\n\n")].split())
     assert "goes through numpy's `@`" in notes, notes
     assert "none through scipy's `gemm`" in notes, notes
+
+
+def test_provenance_names_every_version_that_can_change_a_results_bits():
+    """The per-sample engine is compiled by numba (through llvmlite's LLVM): its version, like
+    numpy's and the BLAS's, decides the machine code and so, in principle, the bits."""
+    import llvmlite
+    import numba
+
+    import mlp_lib
+    from mlp_lib.study.provenance import provenance
+
+    made = provenance("a test")
+    assert made["mlp_lib"] == mlp_lib.__version__
+    assert (made["numba"], made["llvmlite"]) == (numba.__version__, llvmlite.__version__)
+    line = readme._made(made)
+    assert f"numba {numba.__version__}" in line and f"mlp_lib {mlp_lib.__version__}" in line
+    older = {k: v for k, v in made.items() if k not in ("numba", "mlp_lib", "llvmlite")}
+    assert "numba" not in readme._made(older)  # a result made before they were recorded

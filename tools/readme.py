@@ -31,10 +31,16 @@ def _made(prov):
     commit = (prov.get("commit") or "unknown")[:7] + (
         " with uncommitted changes" if prov.get("dirty") else ""
     )
+    # recorded since the per-sample engine's numba version joined provenance; older
+    # result files name neither, and their line says so by leaving them out
+    extra = "".join(
+        f", {name} {prov[key]}" for name, key in (("numba", "numba"), ("mlp_lib", "mlp_lib"))
+        if prov.get(key)
+    )  # fmt: skip
     return (
         f"`{prov.get('command')}`, commit {commit}, {prov.get('date')}, {prov.get('cpu')} "
         f"({prov.get('cores')} cores), Python {prov.get('python')}, numpy "
-        f"{prov.get('numpy')}, scipy {prov.get('scipy')}"
+        f"{prov.get('numpy')}, scipy {prov.get('scipy')}{extra}"
     )
 
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..io.project import ROOT as _ROOT
+from ..io.project import VERSION
 
 __all__ = ["provenance", "cpu_model"]
 
@@ -56,9 +57,14 @@ def _blas():
 
 def provenance(command=None):
     """A JSON-ready dict: git commit and whether the library, benchmarks, data
-    or build files had uncommitted changes, UTC date, CPU model and core count, Python, numpy, scipy and BLAS
-    versions, and ``command`` (default: ``MLP_LIB_COMMAND``, which ``tasks.py``
-    sets for the notebooks it executes, else this process's command line)."""
+    or build files had uncommitted changes, UTC date, CPU model and core count, the
+    versions of Python, mlp_lib and every library whose version can change a
+    result's bits (numpy, scipy and the BLAS: the products and the test set;
+    numba and its LLVM, llvmlite: the per-sample engine's machine code), and
+    ``command`` (default: ``MLP_LIB_COMMAND``, which ``tasks.py`` sets for the
+    notebooks it executes, else this process's command line)."""
+    import llvmlite
+    import numba
     import numpy
     import scipy
 
@@ -74,9 +80,12 @@ def provenance(command=None):
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
+        "mlp_lib": VERSION,
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
         "blas": _blas(),
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
         "command": command
         or os.environ.get("MLP_LIB_COMMAND")
         or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
