@@ -201,9 +201,11 @@ def _check_meta(meta, path):
     n_parameters = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
     if n_parameters > MAX_PARAMETERS:
         bad(f"{n_parameters:,} parameters, more than the limit of {MAX_PARAMETERS:,}")
+    if not isinstance(meta["activation"], str) or not isinstance(meta["init"], str):
+        bad("activation and init must be names")
     if meta["activation"] not in ACTIVATIONS or meta["init"] not in INITS:
         bad(f"unknown activation {meta['activation']!r} or init {meta['init']!r}")
-    if meta["dtype"] not in ("float32", "float64"):
+    if not isinstance(meta["dtype"], str) or meta["dtype"] not in ("float32", "float64"):
         bad(f"dtype must be float32 or float64, got {meta['dtype']!r}")
     training = meta["training"]
     if training is None:
@@ -220,7 +222,7 @@ def _check_meta(meta, path):
         value = training[key]
         if not isinstance(value, kind) or isinstance(value, bool):
             bad(f"training {key} has the wrong type ({type(value).__name__})")
-    if training["trainer"] not in ("per-sample", "minibatch"):
+    if training["trainer"] not in ("per-sample", "minibatch"):  # (a str: checked above)
         bad(f"unknown trainer {training['trainer']!r}")
     for key in ("epochs", "record_every"):
         if training[key] < 1:
@@ -229,12 +231,10 @@ def _check_meta(meta, path):
         bad("training step must be >= 0 and batch_size >= 1")
 
 
-def _check_sizes(path):
+def _check_sizes(archive, path):
     """The members' sizes, from the zip headers, within the limits."""
-    with zipfile.ZipFile(path) as archive:
-        members = archive.infolist()
     total = 0
-    for member in members:
+    for member in archive.infolist():
         limit = MAX_META_BYTES if member.filename == "meta.npy" else MAX_MEMBER_BYTES
         if member.file_size > limit:
             raise CheckpointError(
@@ -247,6 +247,46 @@ def _check_sizes(path):
         raise CheckpointError(
             f"{path}: {total:,} bytes in all, more than the limit of {MAX_TOTAL_BYTES:,}"
         )
+
+
+_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _read_npy(archive, name, path, shape=None, dtype=None, needed_by="the metadata"):
+    """Member ``name``'s array. Its ``.npy`` header is read and checked first (a
+    numeric dtype; ``shape`` and ``dtype`` if given; no more bytes than the member
+    holds), so a crafted header allocates nothing; then exactly its bytes."""
+    try:
+        info = archive.getinfo(f"{name}.npy")
+    except KeyError:
+        raise CheckpointError(f"{path}: array {name} is missing") from None
+    with archive.open(info) as member:
+        header = _HEADERS.get(np.lib.format.read_magic(member))
+        if header is None:
+            raise CheckpointError(f"{path}: {name} is not a .npy array of version 1 or 2")
+        got_shape, fortran, got_dtype = header(member)
+        if got_dtype.kind not in "fiuU" or got_dtype.hasobject:
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint: {name} holds {got_dtype} values (only "
+                f"numbers and text are read; nothing is unpickled)"
+            )
+        if (shape is not None and got_shape != shape) or (dtype is not None and got_dtype != dtype):
+            raise CheckpointError(
+                f"{path}: {name} has shape {got_shape} dtype {got_dtype}, {needed_by} needs "
+                f"{shape} {dtype}"
+            )
+        count = int(np.prod(got_shape, dtype=np.int64))
+        size = count * got_dtype.itemsize
+        if not 0 <= size <= info.file_size:
+            raise CheckpointError(f"{path}: {name} claims {size:,} bytes; it holds fewer")
+        data = member.read(size)
+    if len(data) != size:
+        raise CheckpointError(f"{path}: {name} is truncated")
+    order = "F" if fortran else "C"
+    return np.frombuffer(data, got_dtype, count).reshape(got_shape, order=order).copy()
 
 
 def load_checkpoint(path):
@@ -267,51 +307,58 @@ def load_checkpoint(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        _check_sizes(path)
-        with np.load(path, allow_pickle=False) as archive:
-            if "meta" not in archive.files:
-                raise CheckpointError(f"{path}: metadata missing (no 'meta' array)")
-            meta = json.loads(str(archive["meta"]))
-            _check_meta(meta, path)
-            contents = {name: archive[name] for name in archive.files if name != "meta"}
+        with zipfile.ZipFile(path) as archive:
+            _check_sizes(archive, path)
+            meta = _read_meta(archive, path)
+            model = MLP(
+                meta["layer_sizes"], meta["activation"], meta["init"], dtype=meta["dtype"], seed=0
+            )
+            for l in range(model.n_layers):
+                for name, target in (
+                    (f"weights_{l}", model.weights[l]),
+                    (f"biases_{l}", model.biases[l]),
+                ):
+                    needed_by = f"the architecture {meta['layer_sizes']}"
+                    target[...] = _read_npy(
+                        archive, name, path, target.shape, target.dtype, needed_by
+                    )
+            state = _read_state(archive, path, meta["training"])
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # zipfile, zlib, numpy's header parser: a damaged file, in any way
         raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated or corrupt .npz: {exc})"
+            f"{path}: not a readable checkpoint (truncated or corrupt .npz: "
+            f"{type(exc).__name__}: {exc})"
         ) from None
-    try:
-        model = MLP(
-            meta["layer_sizes"], meta["activation"], meta["init"], dtype=meta["dtype"], seed=0
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: metadata missing or invalid ({exc})") from None
-    for l in range(model.n_layers):
-        for name, target in ((f"weights_{l}", model.weights[l]), (f"biases_{l}", model.biases[l])):
-            array = contents.get(name)
-            if array is None:
-                raise CheckpointError(f"{path}: array {name} is missing")
-            if array.shape != target.shape or array.dtype != target.dtype:
-                raise CheckpointError(
-                    f"{path}: {name} has shape {array.shape} dtype "
-                    f"{array.dtype}, the architecture "
-                    f"{meta['layer_sizes']} needs {target.shape} "
-                    f"{target.dtype}"
-                )
-            target[...] = array
-    state = None
-    if meta.get("training") is not None:
-        training = meta["training"]
-        losses = contents.get("losses")
-        if losses is None or len(losses) != training.get("step"):
-            raise CheckpointError(f"{path}: training losses missing or not one per step")
-        extra_arrays = {
-            name[len("state_") :]: array
-            for name, array in contents.items()
-            if name.startswith("state_")
-        }
-        try:
-            state = TrainingState(losses=losses, arrays=extra_arrays or None, **training)
-        except TypeError as exc:
-            raise CheckpointError(f"{path}: training state invalid ({exc})") from None
     return model, state
+
+
+def _read_meta(archive, path):
+    """The metadata, checked against the schema (``_check_meta``)."""
+    if "meta.npy" not in archive.namelist():
+        raise CheckpointError(f"{path}: metadata missing (no 'meta' array)")
+    text = _read_npy(archive, "meta", path, shape=())
+    if text.dtype.kind != "U":
+        raise CheckpointError(f"{path}: metadata invalid: a JSON string expected")
+    try:
+        meta = json.loads(str(text))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: metadata invalid: not JSON ({exc})") from None
+    _check_meta(meta, path)
+    return meta
+
+
+def _read_state(archive, path, training):
+    """The training state of an unfinished run, or None for a finished model."""
+    if training is None:
+        return None
+    losses = _read_npy(archive, "losses", path, (training["step"],), np.dtype(np.float64))
+    extra_arrays = {
+        name[len("state_") : -len(".npy")]: _read_npy(archive, name[: -len(".npy")], path)
+        for name in archive.namelist()
+        if name.startswith("state_") and name.endswith(".npy")
+    }
+    try:
+        return TrainingState(losses=losses, arrays=extra_arrays or None, **training)
+    except TypeError as exc:
+        raise CheckpointError(f"{path}: training state invalid ({exc})") from None
