@@ -63,15 +63,50 @@ def test_the_installed_package_is_not_the_checkout(installed):
     assert "site-packages" in where.stdout and str(ROOT) not in where.stdout
 
 
-def test_without_data_it_says_where_it_looked_and_how_to_point_it(installed):
+def test_offline_without_data_it_says_where_it_looked_and_how_to_point_it(installed, tmp_path):
     python, work = installed
-    out = _run([python, "-m", "mlp_lib", "train", "--epochs", "1", "-o", "m.npz"], cwd=work)
+    out = _run(
+        [python, "-m", "mlp_lib", "train", "--epochs", "1", "-o", "m.npz"],
+        cwd=work,
+        MLP_LIB_CACHE=str(tmp_path / "cache"),
+        MLP_LIB_MIRRORS="http://127.0.0.1:9",  # nothing listens there: offline
+    )
     assert out.returncode == 2
     error = out.stderr.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("error:"), out.stderr
-    for hint in ("MLP_LIB_DATA", "--data DIR"):
+    for hint in ("could not be fetched", "Offline", "MLP_LIB_DATA", "--data DIR"):
         assert hint in error[0]
+    assert str(tmp_path / "cache" / "data" / "mnist") in error[0]
     assert not (work / "m.npz").exists()
+
+
+def test_it_fetches_the_data_on_first_use_into_its_cache(installed, tmp_path):
+    """From a local mirror (an HTTP server on this machine serving data/mnist)."""
+    import functools
+    import http.server
+    import threading
+
+    python, work = installed
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(ROOT / "data" / "mnist")
+    )
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = dict(
+        MLP_LIB_CACHE=str(tmp_path / "cache"),
+        MLP_LIB_MIRRORS=f"http://127.0.0.1:{server.server_port}/",
+    )
+    try:
+        code = "from mlp_lib import load_mnist; print(load_mnist('test')[0].shape)"
+        out = _run([python, "-c", code], cwd=work, **env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(10000, 784)"
+    cached = sorted(p.name for p in (tmp_path / "cache" / "data" / "mnist").iterdir())
+    assert cached == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
 def test_with_data_it_trains_evaluates_and_predicts(installed):

@@ -110,8 +110,8 @@ def build_parser():
         "--data",
         metavar="DIR",
         default=None,
-        help="folder holding the MNIST IDX files (default: $MLP_LIB_DATA, "
-        "else data/mnist of the source checkout)",
+        help="folder holding the MNIST IDX files (default: $MLP_LIB_DATA, else data/mnist "
+        "of the source checkout, else the cache an installed package fetches them into)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_reproduce(sub)

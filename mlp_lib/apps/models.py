@@ -13,14 +13,13 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..io.checkpoint import load_checkpoint, save_checkpoint
 from ..io.data import DataError
 
-__all__ = ["DEFAULT_MODELS", "ApiError", "ModelStore", "cache_dir", "dead_units", "load_defaults"]
+__all__ = ["DEFAULT_MODELS", "ApiError", "ModelStore", "dead_units", "load_defaults"]
 
 #: The models ``serve`` trains on first use when given no checkpoint:
 #: name -> (description, what trains it: ("row" or "rung", its name, options)).
@@ -47,15 +46,6 @@ class ApiError(Exception):
     def __init__(self, status, message):
         super().__init__(message)
         self.status = status
-
-
-def cache_dir():
-    """Where default models are kept: ``$MLP_LIB_CACHE``, else
-    ``$XDG_CACHE_HOME/mlp_lib``, else ``~/.cache/mlp_lib``."""
-    if os.environ.get("MLP_LIB_CACHE"):
-        return Path(os.environ["MLP_LIB_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mlp_lib"
 
 
 def dead_units(model, images):

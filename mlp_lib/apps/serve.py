@@ -64,7 +64,8 @@ import numpy as np
 from ..io.checkpoint import load_checkpoint
 from ..io.data import DataError, image_to_mnist
 from .guard import LOOPBACK, Guard
-from .models import ApiError, ModelStore, cache_dir, load_defaults
+from ..io.project import cache_dir
+from .models import ApiError, ModelStore, load_defaults
 from .predictions import describe_prediction
 from .run_settings import LIMITS, SettingsError, presets
 from .runs import RunError, Runs

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .project import DATA_DIR
+from .fetch import fetch_missing
+from .project import DATA_DIR, cache_dir
 
 __all__ = [
     "DataError",
@@ -105,8 +106,9 @@ def default_root(dataset="mnist") -> Path:
 
     With ``$MLP_LIB_DATA``: its subfolder named after the dataset if there is
     one, else (MNIST) the folder itself, else (other datasets) a sibling
-    folder of that name; without it, ``data/<dataset>`` of the repository this
-    package lives in.
+    folder of that name. Without it: ``data/<dataset>`` of the source checkout
+    this package lives in, or, for an installed package, ``data/<dataset>`` of
+    its cache, where missing files are fetched on first use (``fetch``).
     """
     _check_dataset(dataset)
     env = os.environ.get("MLP_LIB_DATA")
@@ -115,7 +117,16 @@ def default_root(dataset="mnist") -> Path:
         if (env / dataset).is_dir():
             return env / dataset
         return env if dataset == "mnist" else env.parent / dataset
-    return DATA_DIR / dataset
+    if (DATA_DIR / dataset).is_dir():
+        return DATA_DIR / dataset
+    return cache_dir() / "data" / dataset
+
+
+def _fetchable(root):
+    """Whether ``root`` is the package's own cache (fetched into), not a user's folder."""
+    return (
+        not os.environ.get("MLP_LIB_DATA") and Path(root) == cache_dir() / "data" / Path(root).name
+    )
 
 
 def _check_dataset(name):
@@ -230,8 +241,12 @@ def load_raw(dataset: str, split: str, root=None):
     files = DATASETS[dataset]
     if split not in files:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    root = Path(root) if root is not None else default_root(dataset)
     spec = files[split]
+    if root is None:
+        root = default_root(dataset)
+        if _fetchable(root):  # an installed package: fetch what is missing, once
+            fetch_missing(dataset, root, [spec["images"], spec["labels"]], DataError)
+    root = Path(root)
     paths = [_find(root, spec[kind][0]) for kind in ("images", "labels")]
     key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
     cached = _cache.get((dataset, split))
