@@ -29,12 +29,17 @@ def _serve(store, **options):
     return server
 
 
-@pytest.fixture
-def port(store):
+@pytest.fixture(scope="module")
+def server(store):
     server = _serve(store)
-    yield server.server_port
+    yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def port(server):
+    return server.server_port
 
 
 def send(port, method, path, body=None, host=None, **headers):
@@ -89,7 +94,7 @@ def test_the_page_and_its_own_requests_are_answered(port):
         ("a run sent as text/plain (a form)", "POST", "/api/runs", '{"row": "relu-he"}', None,
          {"Content_Type": "text/plain"}, 415, "application/json"),
         ("a run with no Content-Type", "POST", "/api/runs", '{"row": "relu-he"}', None,
-         {}, 415, "without a type"),
+         {}, 415, "it had no Content-Type"),
         ("a run from another site, as text/plain", "POST", "/api/runs", '{"row": "relu-he"}',
          None, {"Origin": EVIL, "Content_Type": "text/plain"}, 403, "another site"),
         ("a run under another site's name", "POST", "/api/runs", '{"row": "relu-he"}',
@@ -133,16 +138,11 @@ def test_a_cross_site_preflight_is_not_granted(port):
     assert not any(name.lower().startswith("access-control-") for name in headers)
 
 
-def test_a_refused_request_starts_nothing(store):
-    server = _serve(store)
-    try:
-        port = server.server_port
-        send(port, "POST", "/api/runs", '{"row": "relu-he"}', Origin=EVIL, **JSON)
-        send(port, "POST", "/api/runs", '{"row": "relu-he"}', Content_Type="text/plain")
-        assert server.runs.listing() == []
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_a_refused_request_starts_nothing(server, port):
+    send(port, "POST", "/api/runs", '{"row": "relu-he"}', Origin=EVIL, **JSON)
+    send(port, "POST", "/api/runs", '{"row": "relu-he"}', Content_Type="text/plain")
+    send(port, "POST", "/api/runs", '{"row": "relu-he"}', host="evil.example:1", **JSON)
+    assert server.runs.listing() == []
 
 
 def test_with_a_token_every_request_needs_it(store):

@@ -86,10 +86,8 @@ class Guard:
             )
         kind = headers.get("Content-Type", "").split(";")[0].strip().lower()
         if kind != "application/json":
-            return 415, (
-                f"the body must be sent as application/json, not {kind or 'without a type'} "
-                f"(Content-Type: application/json)"
-            )
+            declared = f"it was declared {kind}" if kind else "it had no Content-Type"
+            return 415, f"the body must be sent as application/json ({declared})"
         return None
 
     def authorised(self, target, headers):
