@@ -92,17 +92,21 @@ def _diagnose(got, expected, name, known_mistakes=()):
     )
 
 
+def _compare(answer, expected, name, known_mistakes=()):
+    """The student's ``answer`` against ``expected``: numbers, shape, then values."""
+    got = _as_array(answer, name)
+    _same_shape(got, expected, name)
+    _diagnose(got, expected, name, known_mistakes)
+
+
 def check_sigmoid_grad(f):
     r"""``f(a)``: :math:`\sigma'(z)` written with the sigmoid's output
     :math:`a = \sigma(z)` only (no :math:`z`, no exponential)."""
     z = np.linspace(-6, 6, 13)
     a = F.sigmoid(z)
-    got = _as_array(f(a.copy()), "f(a)")
-    expected = F.sigmoid_grad(a)
-    _same_shape(got, expected, "f(a)")
-    _diagnose(
-        got,
-        expected,
+    _compare(
+        f(a.copy()),
+        F.sigmoid_grad(a),
         "f(a)",
         [
             (a, "you returned a = σ(z) itself, not its derivative: σ'(z) = a (1 - a)"),
@@ -121,12 +125,9 @@ def check_relu_grad(f):
     \max(0, z)`: 1 where the unit is active, 0 elsewhere (0 at :math:`z = 0`,
     the convention the library and the report use)."""
     a = F.relu(np.array([[-2.0, -0.5, 0.0, 0.5, 3.0], [1.0, 0.0, -1.0, 2.0, 0.25]]))
-    got = _as_array(f(a.copy()), "f(a)")
-    expected = F.relu_grad(a)
-    _same_shape(got, expected, "f(a)")
-    _diagnose(
-        got,
-        expected,
+    _compare(
+        f(a.copy()),
+        F.relu_grad(a),
         "f(a)",
         [
             (a, "you returned the activation a itself; the derivative is 1 where a > 0, else 0"),
@@ -147,14 +148,10 @@ def check_output_delta(f):
     rng = np.random.default_rng(7)
     probs = F.softmax(rng.normal(size=(4, 10)))
     labels = np.array([3, 0, 9, 3])
-    got = _as_array(f(probs.copy(), labels.copy()), "f(probs, labels)")
-    expected = F.softmax_cross_entropy_grad(probs, labels)
-    _same_shape(got, expected, "f(probs, labels)")
-    one_hot = F.one_hot(labels, 10)
-    n = len(labels)
-    _diagnose(
-        got,
-        expected,
+    one_hot, n = F.one_hot(labels, 10), len(labels)
+    _compare(
+        f(probs.copy(), labels.copy()),
+        F.softmax_cross_entropy_grad(probs, labels),
         "f(probs, labels)",
         [
             (probs - one_hot, "not divided by N: the loss is the batch's mean, so Δ_L = (Ŷ - Y)/N"),
@@ -182,29 +179,12 @@ def check_layer_backward(f):
     answer = f(delta.copy(), W.copy(), A_prev.copy(), F.sigmoid_grad)
     if not isinstance(answer, tuple) or len(answer) != 3:
         raise AssertionError("return a tuple of three arrays: (dW, db, delta_below)")
-    dW, db, below = (_as_array(v, n) for v, n in zip(answer, ("dW", "db", "delta_below")))
-    _same_shape(dW, weight_grads[2], "dW")
-    _diagnose(dW, weight_grads[2], "dW", [(delta.T @ A_prev, "dW must be A_prevᵀ Δ")])
-    _same_shape(db, bias_grads[2], "db")
-    _diagnose(
-        db,
-        bias_grads[2],
-        "db",
-        [
-            (
-                delta.mean(axis=0),
-                "db is the sum of Δ over the batch, not its mean (Δ has /N already)",
-            )
-        ],
-    )
-    expected = model.delta_below(2, delta, cache)
-    _same_shape(below, expected, "delta_below")
-    _diagnose(
-        below,
-        expected,
-        "delta_below",
-        [(delta @ W.T, "the factor act'(Z_{l-1}) is missing: multiply Δ Wᵀ by act_grad(A_prev)")],
-    )
+    dW, db, below = answer
+    _compare(dW, weight_grads[2], "dW", [(delta.T @ A_prev, "dW must be A_prevᵀ Δ")])
+    mean = "db is the sum of Δ over the batch, not its mean (Δ has /N already)"
+    _compare(db, bias_grads[2], "db", [(delta.mean(axis=0), mean)])
+    missing = "the factor act'(Z_{l-1}) is missing: multiply Δ Wᵀ by act_grad(A_prev)"
+    _compare(below, model.delta_below(2, delta, cache), "delta_below", [(delta @ W.T, missing)])
     return _passed("dW = A_{l-1}ᵀ Δ_l, db = Σ_n Δ_l, Δ_{l-1} = (Δ_l W_lᵀ) ⊙ act'(Z_{l-1})")
 
 
@@ -213,13 +193,10 @@ def check_linear_decay(f):
     ``0 .. total - 1``: ``numpy.linspace(start, end, n_steps)``, held at ``end``
     after ``n_steps`` steps (the report stops its step counter at ``n_steps - 1``)."""
     start, end, n_steps, total = 0.01, 1e-5, 50, 80
-    got = _as_array(f(start, end, n_steps, total), "f(start, end, n_steps, total)")
-    expected = LinearDecay(start, end, n_steps).values(total)
-    _same_shape(got, expected, "the rates")
     steps = np.arange(total)
-    _diagnose(
-        got,
-        expected,
+    _compare(
+        f(start, end, n_steps, total),
+        LinearDecay(start, end, n_steps).values(total),
         "the rates",
         [
             (
