@@ -73,3 +73,35 @@ def test_confusion_matrix_and_gradient_norms():
         [[np.linalg.norm(g) for g in model.gradients(x[i], y[i])[1]] for i in range(2)], axis=0
     )
     assert np.allclose(norms, expected)
+
+
+def test_the_figures_the_notebooks_describe_have_titles_axes_units_and_colour_bars():
+    from mlp_lib.core.schedules import Constant, LinearDecay
+
+    fig = plots.learning_rates(
+        {"constant 0.01": Constant(0.01), "linear decay": LinearDecay(0.01, 1e-5, 100)},
+        250,
+        steps_per_epoch=100,
+    )
+    ax = fig.axes[0]
+    assert "step" in ax.get_xlabel() and "η" in ax.get_ylabel() and _titled(fig)
+    rng = np.random.default_rng(0)
+    images = rng.random((20, 30))
+    models = {
+        "sigmoid, N(0, 1)": MLP([30, 16, 10], "sigmoid", "normal", seed=0),
+        "ReLU, He": MLP([30, 16, 8, 10], "relu", "he", seed=0),
+    }
+    fig = plots.activation_histograms(models, images)
+    sig, relu = fig.axes
+    assert "σ(z)" in sig.get_xlabel() and "max(0, z)" in relu.get_xlabel()
+    shares = [t.get_text() for t in relu.get_legend().get_texts()]
+    assert len(shares) == 2 and all(s.endswith("zero") for s in shares)
+    assert _titled(fig)
+    model = MLP([784, 12, 10], seed=0)
+    fig = plots.first_layer_weights(model, range(5), n_cols=4)
+    bar = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bar) == 1 and "weight" in bar[0].get_ylabel()
+    image = fig.axes[0].get_images()[0]
+    low, high = image.get_clim()
+    assert low == -high == -np.abs(model.weights[0][:, :5]).max()  # symmetric: colour shows sign
+    assert _titled(fig)

@@ -15,6 +15,9 @@ __all__ = [
     "accuracy_bars",
     "dataset_bars",
     "gradient_norms",
+    "learning_rates",
+    "activation_histograms",
+    "first_layer_weights",
 ]
 
 
@@ -197,4 +200,68 @@ def gradient_norms(norms_by_label, title="Gradient size per layer", ax=None):
     ax.set_title(title)
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def learning_rates(
+    schedules, n_steps, steps_per_epoch=60000, title="Learning rate by step", ax=None
+):
+    """η of each schedule (``{label: schedule}``) over ``n_steps`` steps, with the
+    epochs marked (log scale: the report's decays span three decades)."""
+    fig, ax = _axes(ax, (8, 3.5))
+    steps = np.arange(n_steps)
+    for label, schedule in schedules.items():
+        ax.plot(steps, schedule.values(n_steps), label=label)
+    for epoch in range(1, -(-n_steps // steps_per_epoch)):
+        ax.axvline(epoch * steps_per_epoch, color="0.8", lw=0.8, zorder=0)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"step (one sample each; an epoch is {steps_per_epoch:,} steps, grey lines)")
+    ax.set_ylabel("learning rate η")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def activation_histograms(models, images, title="Hidden activations at initialisation"):
+    """One panel a model (``{label: MLP}``), one histogram a hidden layer, of the
+    activations of ``images``: sigmoid units pile up at 0 or 1 when saturated,
+    ReLU units at 0 when inactive. Each layer's legend gives the share of
+    saturated (sigmoid: below 0.01 or above 0.99) or zero (ReLU) activations."""
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.2), squeeze=False)
+    for ax, (label, model) in zip(axes[0], models.items()):
+        _, cache = model.forward_cache(np.asarray(images, dtype=model.dtype))
+        sigmoid = model.activation == "sigmoid"
+        for layer, a in enumerate(cache["A"][1:], start=1):
+            share = np.mean((a < 0.01) | (a > 0.99)) if sigmoid else np.mean(a == 0)
+            what = "saturated" if sigmoid else "zero"
+            ax.hist(a.ravel(), bins=50, histtype="step", label=f"layer {layer}: {share:.0%} {what}")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"activation {'σ(z)' if sigmoid else 'max(0, z)'}")
+        ax.set_ylabel("count (units × images)")
+        ax.set_title(label)
+        ax.legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def first_layer_weights(model, units, n_cols=8, title="First-layer weights"):
+    """The incoming weights of ``units`` of layer 1 as 28×28 images, on one colour
+    scale symmetric about zero (red: ink there raises the unit, blue: lowers it),
+    with its colour bar."""
+    weights = model.weights[0][:, list(units)]
+    top = float(np.abs(weights).max()) or 1.0
+    n_rows = -(-len(units) // n_cols)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(1.4 * n_cols, 1.5 * n_rows + 0.6), squeeze=False
+    )
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, unit, column in zip(axes.ravel(), units, weights.T):
+        image = ax.imshow(column.reshape(28, 28), cmap="RdBu_r", vmin=-top, vmax=top)
+        ax.set_title(f"unit {unit}", fontsize="small")
+    bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    bar.set_label("weight W₁[pixel, unit]")
+    fig.suptitle(title)
     return fig
