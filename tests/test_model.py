@@ -251,3 +251,33 @@ def test_relu_with_the_cached_zeros_equals_maximum_and_leaves_the_cache_zero():
     # float32 sums of 600 products: BLAS builds may order them differently (eps * sum|x w| ~ 1e-5)
     np.testing.assert_allclose(cache["A"][1], expected, rtol=1e-5, atol=2e-5)
     assert not np.any(zeros_like(cache["A"][1]))  # ReLU never wrote into the shared zeros
+
+
+def test_layer_errors_pass_a_correct_backward_and_catch_a_broken_derivative():
+    """What notebook 01 shows: each layer's relative error, then the same check with
+    sigmoid's (1 - a) factor dropped from the backward pass."""
+    from mlp_lib.core import functional as F
+    from mlp_lib.core.gradcheck import layer_errors
+
+    rng = np.random.default_rng(0)
+    model = MLP([12, 8, 6, 10], "sigmoid", "normal", seed=1)
+    x, y = rng.random((3, 12)), np.array([3, 7, 1])
+    rows = layer_errors(model, x, y)
+    assert [(layer, kind) for layer, kind, _, _ in rows] == [
+        (1, "W"), (1, "b"), (2, "W"), (2, "b"), (3, "W"), (3, "b")
+    ]  # fmt: skip
+    assert rows[0][2] == (12, 8) and max(error for *_, error in rows) < 1e-7
+
+    def broken(probs, cache, labels):  # σ'(z) = a, not a (1 - a)
+        delta = F.softmax_cross_entropy_grad(probs, labels)
+        weight_grads, bias_grads = [None] * 3, [None] * 3
+        for layer in (2, 1, 0):
+            weight_grads[layer] = cache["A"][layer].T @ delta
+            bias_grads[layer] = delta.sum(axis=0)
+            if layer:
+                delta = (delta @ model.weights[layer].T) * cache["A"][layer]
+        return weight_grads, bias_grads
+
+    errors = {(layer, kind): error for layer, kind, _, error in layer_errors(model, x, y, broken)}
+    assert errors[(3, "W")] < 1e-7 and errors[(3, "b")] < 1e-7  # above the broken factor
+    assert all(errors[(layer, kind)] > 1e-2 for layer in (1, 2) for kind in "Wb")
