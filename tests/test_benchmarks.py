@@ -129,6 +129,7 @@ def test_step_traffic_counts_the_rows_a_step_touches(mnist_train):
     assert bench.update_bandwidth(1 << 20, repeats=2) > 1e8
 
 
+@pytest.mark.slow  # a second copy of the package, compiled by numba again
 def test_ab_tool_finds_the_committed_engine_identical_to_itself(capsys):
     """benchmarks/ab.py loads mlp_lib at a git revision beside the working
     tree's; against HEAD of a clean checkout both are the same code, so the

@@ -259,6 +259,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # child processes killed mid-write
 def test_sigkill_while_writing_never_leaves_a_broken_checkpoint(tmp_path):
     """A process that writes checkpoints without pause is killed with SIGKILL at
     random moments; the file in place always loads whole, one version in all

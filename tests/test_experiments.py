@@ -56,6 +56,7 @@ def test_run_is_deterministic_and_complete():
     }
 
 
+@pytest.mark.slow  # a process pool
 def test_run_many_parallel_equals_serial():
     kwargs = dict(epochs=1, n_train=200)
     serial = experiments.run_many(["relu-he", "six-layer"], [0, 1], processes=1, **kwargs)

@@ -15,8 +15,9 @@ SIX = [784, 512, 256, 128, 64, 32, 10]
     [
         (FOUR, "relu", "he", Constant(0.01)),
         (FOUR, "sigmoid", "normal", LinearDecay(0.01, 1e-5, 1000)),
-        (SIX, "relu", "he", Constant(0.01)),
-        (SIX, "sigmoid", "xavier", Constant(0.01)),
+        # the six-layer nets: the same code paths, twice the time (the full suite runs them)
+        pytest.param(SIX, "relu", "he", Constant(0.01), marks=pytest.mark.slow),
+        pytest.param(SIX, "sigmoid", "xavier", Constant(0.01), marks=pytest.mark.slow),
     ],
 )
 def test_engine_equals_the_reference_trainer(mnist_train, sizes, activation, init, schedule):
