@@ -25,7 +25,7 @@ def store():
 
 def _serve(store, **options):
     server = make_server(store, port=0, **options)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server
 
 

@@ -86,7 +86,7 @@ def parse_events(text):
 
 def _serve(workers):
     server = make_server(ModelStore(), port=0, runs=Runs(workers=workers))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server
 
 

@@ -23,7 +23,7 @@ def server():
     store.add("sigmoid", MLP([784, 12, 10], "sigmoid", "xavier", seed=1), "test sigmoid net")
     store.expect("later", "a model still training")
     httpd = make_server(store, port=0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield httpd.server_port
     httpd.shutdown()
@@ -285,7 +285,7 @@ def test_each_default_model_is_listed_with_its_own_description_layers_and_accura
     store = ModelStore()
     load_defaults(store, tmp_path, announce=lambda message: None)
     httpd = make_server(store, port=0)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     try:
         status, answer = request(httpd.server_port, "GET", "/api/models")
     finally:
