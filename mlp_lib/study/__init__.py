@@ -1,6 +1,7 @@
 """The study: the report's experiments and what the notebooks make of them.
 
-- ``experiments``: the report's rows (``ROWS``), ``run`` / ``run_many``, results files
+- ``rows``: the report's rows (``ROWS``) and ``run`` (one row, one seed)
+- ``experiments``: ``run_many``, summaries and verdicts, results files (and the rows, re-exported)
 - ``beyond``: notebook 05's ladder of rungs past the report
 - ``jobs``: one row or rung trained on one BLAS thread, and the pool that runs many
 - ``sweep``: rows and rungs over seeds and data sets, resumable, local or on Dask

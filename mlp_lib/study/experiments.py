@@ -16,22 +16,24 @@ import numpy as np
 
 from ..engines.lifecycle import progress_bar
 from .jobs import Job, run_pool, train
-from .rows import FOUR_LAYER, ROWS, SEEDS, SIX_LAYER, Row, RunResult, get_row, run
 from .provenance import provenance
+from .rows import ROWS, RunResult, get_row
 from .tables import figure, markdown_table, mean_std
 
-__all__ = [
-    "SEEDS",
-    "FOUR_LAYER",
-    "SIX_LAYER",
-    "get_row",
-    "Row",
-    "ROWS",
-    "RunResult",
-    "run",
+# the rows and run, re-exported: a notebook needs only this module (experiments.ROWS, .run)
+from .rows import FOUR_LAYER as FOUR_LAYER
+from .rows import SEEDS as SEEDS
+from .rows import SIX_LAYER as SIX_LAYER
+from .rows import Row as Row
+from .rows import run as run
+
+__all__ = [  # what this module defines; the rows and run (from rows) are reachable here too
     "run_many",
+    "run_jobs",
     "summarize",
     "verdict",
+    "prediction_interval",
+    "compare_with_report",
     "format_table",
     "save_results",
     "load_results",
@@ -39,7 +41,6 @@ __all__ = [
     "fingerprint",
     "confusion_matrix",
     "layer_gradient_norms",
-    "run_jobs",
 ]
 
 
