@@ -222,3 +222,17 @@ def test_reproduce_refuses_an_unknown_mode_before_any_work():
         timeout=60,
     )
     assert done.returncode != 0 and "--mode takes one of preview, quick, full" in done.stderr
+
+
+@pytest.mark.parametrize("number", list(NOTEBOOKS))
+def test_nbvals_markers_are_cell_tags_not_comments_a_student_reads(number):
+    """The cells CI compares carry the tag nbval-check-output; no `# NBVAL_...` comment
+    stands in the code a reader sees; and every cell that prints a regression
+    fingerprint is among the compared ones (a fingerprint nobody compares guards nothing)."""
+    code = [c for c in _cells(NOTEBOOKS[number]) if c["cell_type"] == "code"]
+    assert not [c for c in code if "NBVAL" in "".join(c["source"])]
+    checked = [c for c in code if "nbval-check-output" in c["metadata"].get("tags", [])]
+    assert checked, "no cell is compared"
+    for cell in code:
+        if "fingerprint(" in "".join(cell["source"]) and "print(" in "".join(cell["source"]):
+            assert cell in checked, "".join(cell["source"])[:200]
