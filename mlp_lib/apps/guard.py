@@ -35,6 +35,11 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 COOKIE = "mlp_lib_token"
 
 
+def _query_tokens(target):
+    """The ``token`` values in a request target's query string."""
+    return parse_qs(urlsplit(target).query).get("token", [])
+
+
 def _bracketed(host):
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
@@ -92,7 +97,7 @@ class Guard:
 
     def authorised(self, target, headers):
         """Whether the request carries the token (query, header or cookie)."""
-        offered = [value for value in parse_qs(urlsplit(target).query).get("token", [])]
+        offered = _query_tokens(target)
         scheme, _, value = headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "token":
             offered.append(value.strip())
@@ -102,15 +107,16 @@ class Guard:
             cookie = {}
         if COOKIE in cookie:
             offered.append(cookie[COOKIE].value)
-        return any(hmac.compare_digest(value.encode(), self.token.encode()) for value in offered)
+        return any(self._is_token(value) for value in offered)
 
     def cookie_for(self, target):
         """The ``Set-Cookie`` value that keeps a token given in the address, or None."""
-        if self.token is None or self.token not in parse_qs(urlsplit(target).query).get(
-            "token", []
-        ):
+        if self.token is None or not any(map(self._is_token, _query_tokens(target))):
             return None
         return f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+
+    def _is_token(self, value):
+        return hmac.compare_digest(value.encode(), self.token.encode())
 
     def url(self, host, port):
         """The address to open (with the token, when there is one)."""

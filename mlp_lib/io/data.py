@@ -110,23 +110,22 @@ def default_root(dataset="mnist") -> Path:
     this package lives in, or, for an installed package, ``data/<dataset>`` of
     its cache, where missing files are fetched on first use (``fetch``).
     """
+    return _default_location(dataset)[0]
+
+
+def _default_location(dataset):
+    """(``default_root(dataset)``, whether it is the package's own cache: the one
+    folder fetched into, never a user's)."""
     _check_dataset(dataset)
     env = os.environ.get("MLP_LIB_DATA")
     if env:
         env = Path(env)
         if (env / dataset).is_dir():
-            return env / dataset
-        return env if dataset == "mnist" else env.parent / dataset
+            return env / dataset, False
+        return (env if dataset == "mnist" else env.parent / dataset), False
     if (DATA_DIR / dataset).is_dir():
-        return DATA_DIR / dataset
-    return cache_dir() / "data" / dataset
-
-
-def _fetchable(root):
-    """Whether ``root`` is the package's own cache (fetched into), not a user's folder."""
-    return (
-        not os.environ.get("MLP_LIB_DATA") and Path(root) == cache_dir() / "data" / Path(root).name
-    )
+        return DATA_DIR / dataset, False
+    return cache_dir() / "data" / dataset, True
 
 
 def _check_dataset(name):
@@ -243,8 +242,8 @@ def load_raw(dataset: str, split: str, root=None):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     spec = files[split]
     if root is None:
-        root = default_root(dataset)
-        if _fetchable(root):  # an installed package: fetch what is missing, once
+        root, cache = _default_location(dataset)
+        if cache:  # an installed package: fetch what is missing, once
             fetch_missing(dataset, root, [spec["images"], spec["labels"]], DataError)
     root = Path(root)
     paths = [_find(root, spec[kind][0]) for kind in ("images", "labels")]
