@@ -166,6 +166,7 @@ function follow(info) {
 }
 
 async function command(run, what) {
+  if (what === "cancel") run.cancelling = true;  // no more questions for its weights (a 409)
   const response = await fetch(`/api/runs/${run.id}/${what}`, {method: "POST", headers: {"Content-Type": "application/json"}, body: "{}"});
   const answer = await response.json();
   if (!response.ok) $("form-status").textContent = `${run.id}: ${answer.error}`;
@@ -395,7 +396,8 @@ $("clear").addEventListener("click", clearPad);
 
 async function predict() {
   const run = runs.get(selected);
-  if (!hasInk || !run) return;
+  // only a run with weights can answer: not queued, not cancelled or failed, not being cancelled
+  if (!hasInk || !run || run.cancelling || !["running", "paused", "done"].includes(run.state)) return;
   if (inFlight) { again = true; return; }
   inFlight = true; again = false;
   try {
