@@ -98,18 +98,28 @@ def test_a_run_is_shown_beside_the_committed_one_seed_by_seed(clean_env):
     assert "1 epoch a row" in table
 
 
-def test_the_plan_shows_every_mode_with_its_measured_time(clean_env, tmp_path, monkeypatch):
+def test_the_plan_says_in_one_paragraph_what_this_run_trains_and_how_long_it_takes(
+    clean_env, tmp_path, monkeypatch
+):
     monkeypatch.setattr(notebook, "TIMINGS", tmp_path / "timings.json")
     shown = Plan("03", "preview")._repr_markdown_()
-    assert shown.count("not measured yet") == 3 and "**preview** (this run)" in shown
+    assert "**This run: preview mode**" in shown and shown.count("not measured yet") == 2
+    assert "1 epoch of per-sample SGD per row instead of 3" in shown
     prov = {"cpu": "test CPU", "cores": 2}
     notebook.record_timing("03_initialization.ipynb", "preview", 41.26, prov)
     notebook.record_timing("03_initialization.ipynb", "full", 262.0, prov)
     stored = json.loads((tmp_path / "timings.json").read_text())
     assert stored["03_initialization.ipynb"]["preview"]["seconds"] == 41.3
     shown = Plan("03", "preview")._repr_markdown_()
-    assert "41 s" in shown and "4.4 min" in shown and "test CPU" in shown
-    assert "results/local/preview/" in shown
+    assert "about 41 s on test CPU (2 cores)" in shown and "about 4.4 min" in shown
+    assert 'MODE = "full"' in shown and "\n" not in shown
+    full = Plan("03", "full")._repr_markdown_()
+    assert "**This run: full mode**" in full and "seeds 0–4" in full and "MODE =" not in full
+    # the reader's paragraph speaks of what is trained, not of CI or where files go
+    for plumbing in ("CI", "nbval", "fingerprint", "results/"):
+        assert plumbing not in shown + full
+    rungs = Plan("05", "full")._repr_markdown_()
+    assert "seeds 0–2 for the affine rung" in rungs and "[0, 1, 2, 3, 4]" not in rungs
 
 
 def test_tables_render_as_markdown_and_one_seed_has_no_spread():

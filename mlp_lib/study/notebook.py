@@ -328,37 +328,32 @@ class Plan:
         return rows
 
     def _repr_markdown_(self):
+        """One paragraph for the reader: what this run trains and how long the
+        whole notebook took in this mode (and in the full mode) when last measured."""
         entries = timings().get(self.notebook.file, {})
-        rows = []
-        for name, m in MODES.items():
-            took = entries.get(name)
-            rows.append(
-                [
-                    f"**{name}** (this run)" if name == self.mode else name,
-                    self.describe(name),
-                    m.purpose,
-                    duration(took["seconds"]) if took else "not measured yet",
-                ]
-            )
+
+        def took(mode):
+            entry = entries.get(mode)
+            return f"about {duration(entry['seconds'])}" if entry else "not measured yet"
+
+        seeds = ""
+        if self.custom_seeds:
+            seeds = f" (your seeds: {', '.join(map(str, self.seeds))})"
+        text = (
+            f"**This run: {self.mode} mode**{seeds}: {self.describe(self.mode)}; the whole "
+            f"notebook took {took(self.mode)}"
+        )
         made = next((e["provenance"] for e in entries.values()), None)
-        where = (
-            "`results/` (the committed results: this is `python3 tasks.py reproduce`)"
-            if self.record
-            else f"`results/local/{self.mode}/` (git-ignored; only "
-            f"`python3 tasks.py reproduce` writes the committed `results/`)"
-        )
-        note = (
-            f"Times: the whole notebook, measured by `python3 tasks.py reproduce --mode "
-            f"MODE` on {made['cpu']} ({made['cores']} cores). "
-            if made
-            else ""
-        )
-        note += (
-            f"This run: `MODE = {self.mode!r}`, seeds {list(self.seeds)}; it writes to "
-            f"{where}. Change `MODE` (or set `$MLP_LIB_MODE`) in the first cell to "
-            f"choose another."
-        )
-        return markdown_table(["mode", "what it trains", "for", "last run took"], rows, note)
+        if made and self.mode in entries:
+            text += f" on {made['cpu']} ({made['cores']} cores)"
+        text += "."
+        if self.mode != "full":
+            text += (
+                f" The figures quoted in the text are the full mode's "
+                f"({self.describe('full')}; {took('full')}): set `MODE = \"full\"` above to "
+                f"train them."
+            )
+        return text
 
     def __repr__(self):
         return self._repr_markdown_()
