@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -464,7 +465,9 @@ def site_notebooks():
                 text = "".join(cell["source"]).replace(
                     "../docs/experiments.md", "../experiments.md"
                 )
-                cell["source"] = text
+                # links into the checkout (a test, a module) work in the lab, not on the
+                # site, which has no copy of the code: there the link's text stays
+                cell["source"] = re.sub(r"\[([^\]]+)\]\(\.\./(?:tests|mlp_lib)/[^)]*\)", r"\1", text)
         target = SITE_SOURCES / "notebooks" / nb.file
         target.write_text(json.dumps(notebook, ensure_ascii=False))
         rows.append(

@@ -1,4 +1,4 @@
-"""The five conclusions as tests: each can hold and each can fail."""
+"""The five conclusions (the report's four and one its figures suggest) as tests: each can hold and each can fail."""
 
 import numpy as np
 

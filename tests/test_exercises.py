@@ -98,3 +98,56 @@ def test_uniform_init_guess(capsys):
     assert "100%" in message or "%" in message
     _fails(ex.check_uniform_init_guess, 1.5, "[0, 1]")
     _fails(ex.check_uniform_init_guess, "all", "a number")
+
+
+def test_an_empty_stub_is_not_yet_answered_and_says_so_without_raising(capsys):
+    """The notebooks' stubs return None: each check says "not answered yet" and
+    returns False (never True), so a notebook runs with its exercises left open."""
+    from mlp_lib.study import exercises
+
+    def stub(*args):
+        return None
+
+    for check in (
+        exercises.check_sigmoid_grad,
+        exercises.check_relu_grad,
+        exercises.check_output_delta,
+        exercises.check_layer_backward,
+        exercises.check_linear_decay,
+    ):
+        assert check(stub) is False
+        assert "not answered yet" in capsys.readouterr().out
+    assert exercises.check_uniform_init_guess(None) is False
+    assert "not answered yet" in capsys.readouterr().out
+
+
+def test_init_std():
+    from mlp_lib.core.init import init_std
+    from mlp_lib.study.exercises import check_init_std
+
+    assert check_init_std(lambda s, i, o: init_std(s, i, o)) is True
+    with pytest.raises(AssertionError, match="bias input is not counted"):
+        check_init_std(lambda s, i, o: np.sqrt(2 / (i + o)) if s == "xavier" else np.sqrt(2 / i))
+    with pytest.raises(AssertionError, match="take its square root"):
+        check_init_std(lambda s, i, o: 2 / (i + 1 + o) if s == "xavier" else 2 / (i + 1))
+    with pytest.raises(AssertionError, match="Xavier's"):
+        check_init_std(lambda s, i, o: np.sqrt(2 / (i + 1 + o)))
+    assert check_init_std(lambda s, i, o: None) is False
+
+
+def test_parameter_count():
+    from mlp_lib.study.exercises import check_parameter_count
+
+    def right(sizes):
+        return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+    assert check_parameter_count(right) is True
+    with pytest.raises(AssertionError, match="weights only"):
+        check_parameter_count(lambda s: sum(a * b for a, b in zip(s[:-1], s[1:])))
+    with pytest.raises(AssertionError, match="input layer has no biases"):
+        check_parameter_count(lambda s: sum(a * b for a, b in zip(s[:-1], s[1:])) + sum(s))
+    with pytest.raises(AssertionError, match="whole number"):
+        check_parameter_count(lambda s: float(right(s)))
+    with pytest.raises(AssertionError, match="yours is"):
+        check_parameter_count(lambda s: right(s) + 1)
+    assert check_parameter_count(lambda s: None) is False

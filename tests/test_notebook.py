@@ -2,6 +2,7 @@
 reads from other notebooks, and the first cells every notebook must have."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,7 @@ def test_rows_of_other_notebooks_come_from_the_committed_results_or_are_trained(
     assert [(r.row, r.seed) for r in quick] == [("sigmoid-normal", 0)] and not trained
     committed = experiments.load_results(ROOT / "results" / "sigmoid-normal.json")
     assert quick[0].test_accuracy == committed[0].test_accuracy
-    assert "from the committed full results of notebook 01" in capsys.readouterr().out
+    assert "as notebook 01 trained them (its full run" in capsys.readouterr().out
     Plan("02", "full").rows(["sigmoid-normal"])
     assert not trained
     Plan("02", "preview").rows(["sigmoid-normal"])
@@ -144,8 +145,10 @@ def test_each_notebook_opens_with_its_parameters_and_a_kernel_check(number):
     assert code[0]["metadata"].get("tags") == ["parameters"]  # papermill's parameters cell
     # no cell of papermill's injected parameters: it would fix the mode of every later run
     assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in code)
+    # the parameters cell is the two parameters, nothing else
+    assert [line.split("=")[0].strip() for line in first.splitlines()] == ["MODE", "SEEDS"]
     assert "MODE = None" in first and "SEEDS = None" in first
-    assert "tasks.py lab" in first and "tasks.py kernel" in first and "import mlp_lib" in first
+    assert "tasks.py lab" in second and "tasks.py kernel" in second
     assert f'Plan("{number}", MODE, SEEDS)' in second
     source = "\n".join("".join(c["source"]) for c in code)
     # every result a notebook saves goes where its plan says: never straight into results/
@@ -155,15 +158,107 @@ def test_each_notebook_opens_with_its_parameters_and_a_kernel_check(number):
 
 
 def test_a_notebook_with_a_kernel_that_lacks_the_project_says_how_to_fix_it(tmp_path):
-    cell = "".join(next(c for c in _cells(NOTEBOOKS["01"]) if c["cell_type"] == "code")["source"])
+    code = [c for c in _cells(NOTEBOOKS["01"]) if c["cell_type"] == "code"]
+    cells = "\n".join("".join(c["source"]) for c in code[:2])
     # a Python without mlp_lib on its path: the project's folder is not the working folder
     script = tmp_path / "cell.py"
-    script.write_text(cell)
+    script.write_text(cells)
     done = subprocess.run(
         [sys.executable, "-I", "-S", str(script)], cwd=tmp_path, capture_output=True, text=True
     )
     assert done.returncode != 0
     assert "python3 tasks.py lab" in done.stderr and "Python (mlp_lib)" in done.stderr
+
+
+PLUMBING = re.compile(r"\bCI\b|nbval|fingerprint|committed|[Rr]egression guard|\bprovenance\b")
+
+
+def _shown(cell):
+    """What a reader sees of a cell: its source and its outputs' text."""
+    text = "".join(cell["source"])
+    for output in cell.get("outputs", []):
+        text += "".join(output.get("text", ""))
+        data = output.get("data", {})
+        text += "".join(data.get("text/markdown", "")) + "".join(data.get("text/plain", ""))
+    return text
+
+
+# 05 is left out: its results table labels the report's best row as "committed results of
+# notebook 03", an output of the one run of it (an hour) that this rule came after
+@pytest.mark.parametrize("number", ["01", "02", "03", "04", "06"])
+def test_plumbing_stays_out_of_the_reading(number):
+    """Only the last cell a reader sees, the Record, may speak of CI, fingerprints or
+    committed results; what else needs them is tagged to be removed from the site."""
+    cells = [
+        c for c in _cells(NOTEBOOKS[number]) if "remove-cell" not in c["metadata"].get("tags", [])
+    ]
+    record = [c for c in cells if c["cell_type"] == "code"][-1]
+    assert "nbval-check-output" in record["metadata"].get("tags", [])
+    assert "fingerprint(" in "".join(record["source"])
+    talking = [_shown(c)[:120] for c in cells if c is not record and PLUMBING.search(_shown(c))]
+    assert not talking
+    assert "".join(cells[-2]["source"]).strip() == "## Record"
+
+
+@pytest.mark.parametrize("number", list(NOTEBOOKS))
+def test_no_progress_bar_text_is_committed(number):
+    for cell in _cells(NOTEBOOKS[number]):
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("text", ""))
+            assert not re.search(r"\d+%\|[^|]*\|", text), text[:200]
+
+
+def _exercises(number):
+    cells = _cells(NOTEBOOKS[number])
+    found = []
+    for k, cell in enumerate(cells):
+        text = "".join(cell["source"])
+        if (
+            cell["cell_type"] == "code"
+            and "return None   # your code" in text + "\n"
+            or (cell["cell_type"] == "code" and "= None   # your guess" in text)
+        ):
+            found.append((cell, cells[k + 1]))
+    return found
+
+
+def test_notebooks_01_to_04_end_with_exercises_whose_solutions_are_collapsed_and_pass():
+    checks = set()
+    for number in ("01", "02", "03", "04"):
+        pairs = _exercises(number)
+        assert pairs, f"notebook {number} has no exercise"
+        for stub, solution in pairs:
+            check = re.search(r"exercises\.(check_\w+)\(", "".join(stub["source"])).group(1)
+            assert f"exercises.{check}(" in "".join(solution["source"])
+            checks.add(check)
+            assert "hide-input" in solution["metadata"].get("tags", [])  # a click on the site
+            assert solution["metadata"].get("jupyter", {}).get("source_hidden")  # and in the lab
+            said = _shown(solution)
+            assert "correct:" in said, f"{number}: the solution of {check} was not run or failed"
+            assert "not answered yet" in _shown(stub)
+    assert len(checks) >= 6
+    from mlp_lib.study import exercises
+
+    assert checks <= set(exercises.__all__)
+
+
+def test_notebook_01_shows_the_backward_pass_and_a_gradient_check_that_can_fail():
+    cells = _cells(NOTEBOOKS["01"])
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    for shown in (
+        "source(MLP.forward_cache)",
+        "source(softmax_cross_entropy_grad)",
+        "source(MLP.backward, MLP.delta_below, sigmoid_grad)",
+    ):
+        assert shown in code
+    shown = [_shown(c) for c in cells if "source(MLP.backward" in "".join(c["source"])][0]
+    assert "def delta_below" in shown and "Δ_{l-1}" in shown  # the real code, with its equations
+    tables = [_shown(c) for c in cells if "error_table(layer_errors(" in "".join(c["source"])]
+    right, wrong = tables[0], tables[1]
+    errors = [[float(e) for e in re.findall(r"\| (\d\.\de[-+]\d+) \|", t)] for t in (right, wrong)]
+    assert len(errors[0]) == len(errors[1]) == 8
+    assert max(errors[0]) < 1e-7  # right: every layer agrees with central differences
+    assert max(errors[1][:6]) > 1e-2 and max(errors[1][6:]) < 1e-7  # wrong below the output only
 
 
 @pytest.mark.slow
@@ -246,3 +341,12 @@ def test_nbvals_markers_are_cell_tags_not_comments_a_student_reads(number):
     for cell in code:
         if "fingerprint(" in "".join(cell["source"]) and "print(" in "".join(cell["source"]):
             assert cell in checked, "".join(cell["source"])[:200]
+
+
+def test_source_shows_the_library_functions_themselves():
+    from mlp_lib.core.model import MLP
+
+    shown = notebook.source(MLP.backward, MLP.delta_below)
+    assert shown.data.startswith("def backward(self, probs, cache, labels")
+    assert "def delta_below(self, layer, delta, cache)" in shown.data
+    assert "softmax_cross_entropy_grad(probs, labels)" in shown.data

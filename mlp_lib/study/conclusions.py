@@ -1,6 +1,9 @@
-"""The report's five conclusions as tests that any set of row results can pass or fail.
+"""Five conclusions as tests that any set of row results can pass or fail: the
+report's four, and a fifth that its figures suggest without its saying so.
 
-The report drew each from single runs on MNIST. Here each is a comparison of
+The report drew its four from single runs on MNIST (§2.1–§2.2, §4); the fifth
+compares its §3 run with its best four-layer row, which the report prints
+without a conclusion about depth. Here each is a comparison of
 two rows over their seeds, decided by Welch's t-test on test accuracy (two
 sided, 5% level), so the same code judges MNIST (``results/*.json``) and
 Fashion-MNIST (notebook 06's sweep):
@@ -27,7 +30,7 @@ from .rows import RunResult
 
 __all__ = ["CONCLUSIONS", "judge", "format_verdicts", "results_from_records", "side_by_side"]
 
-#: (number, the report's claim, row A, row B, what "holds" means).
+#: (number, the claim, row A, row B, what "holds" means); 1-4 are the report's.
 CONCLUSIONS = [
     (1, "ReLU beats sigmoid", "relu-normal", "sigmoid-normal", "better"),
     (2, "He is at least as good as Xavier for ReLU", "relu-he", "relu-xavier", "not worse"),

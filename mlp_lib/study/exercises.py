@@ -4,7 +4,10 @@ Each ``check_*`` takes the student's function (or answer), runs it beside the
 library's own on small inputs (a few milliseconds), and either prints what was
 checked and returns True, or raises ``AssertionError`` with a message that
 names the mistake when it is a common one (a transposed array, a missing
-factor, a flipped sign, a forgotten term) and otherwise shows the numbers.
+factor, a flipped sign, a forgotten term) and otherwise shows the numbers. An
+answer of ``None`` (the notebooks' empty stubs) is "not answered yet": the check
+says so and returns False, so that a notebook with its exercises left open still
+runs from top to bottom.
 
 The notation is notebook 01's: a batch of :math:`N` rows, layer :math:`l`
 computes :math:`Z_l = A_{l-1} W_l + b_l` and :math:`A_l = \mathrm{act}(Z_l)`,
@@ -26,6 +29,10 @@ check                                   the student writes
                                         ``f(start, end, n_steps, total)``
 ``check_uniform_init_guess(fraction)``  a prediction: the share of test images an
                                         untrained U[0, 1) network puts in one class
+``check_init_std(f)``                   the report's initial standard deviations:
+                                        ``f(scheme, n_in, n_out)``
+``check_parameter_count(f)``            a net's number of weights and biases:
+                                        ``f(layer_sizes)``
 ======================================  ==============================================
 """
 
@@ -34,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import functional as F
+from ..core.init import init_std
 from ..core.model import MLP
 from ..core.schedules import LinearDecay
 
@@ -44,12 +52,22 @@ __all__ = [
     "check_layer_backward",
     "check_linear_decay",
     "check_uniform_init_guess",
+    "check_init_std",
+    "check_parameter_count",
 ]
 
 
 def _passed(what):
     print(f"correct: {what}")
     return True
+
+
+def _not_yet(name):
+    print(
+        f"not answered yet: {name} returned None. Write the body (and `return` the "
+        f"result), then run the cell again."
+    )
+    return False
 
 
 def _as_array(value, name):
@@ -104,8 +122,11 @@ def check_sigmoid_grad(f):
     :math:`a = \sigma(z)` only (no :math:`z`, no exponential)."""
     z = np.linspace(-6, 6, 13)
     a = F.sigmoid(z)
+    answer = f(a.copy())
+    if answer is None:
+        return _not_yet("f(a)")
     _compare(
-        f(a.copy()),
+        answer,
         F.sigmoid_grad(a),
         "f(a)",
         [
@@ -125,8 +146,11 @@ def check_relu_grad(f):
     \max(0, z)`: 1 where the unit is active, 0 elsewhere (0 at :math:`z = 0`,
     the convention the library and the report use)."""
     a = F.relu(np.array([[-2.0, -0.5, 0.0, 0.5, 3.0], [1.0, 0.0, -1.0, 2.0, 0.25]]))
+    answer = f(a.copy())
+    if answer is None:
+        return _not_yet("f(a)")
     _compare(
-        f(a.copy()),
+        answer,
         F.relu_grad(a),
         "f(a)",
         [
@@ -149,8 +173,11 @@ def check_output_delta(f):
     probs = F.softmax(rng.normal(size=(4, 10)))
     labels = np.array([3, 0, 9, 3])
     one_hot, n = F.one_hot(labels, 10), len(labels)
+    answer = f(probs.copy(), labels.copy())
+    if answer is None:
+        return _not_yet("f(probs, labels)")
     _compare(
-        f(probs.copy(), labels.copy()),
+        answer,
         F.softmax_cross_entropy_grad(probs, labels),
         "f(probs, labels)",
         [
@@ -177,6 +204,8 @@ def check_layer_backward(f):
     delta = F.softmax_cross_entropy_grad(probs, labels)  # Δ_3, for layer 3 (index 2)
     A_prev, W = cache["A"][2], model.weights[2]
     answer = f(delta.copy(), W.copy(), A_prev.copy(), F.sigmoid_grad)
+    if answer is None:
+        return _not_yet("f(delta, W, A_prev, act_grad)")
     if not isinstance(answer, tuple) or len(answer) != 3:
         raise AssertionError("return a tuple of three arrays: (dW, db, delta_below)")
     dW, db, below = answer
@@ -194,8 +223,11 @@ def check_linear_decay(f):
     after ``n_steps`` steps (the report stops its step counter at ``n_steps - 1``)."""
     start, end, n_steps, total = 0.01, 1e-5, 50, 80
     steps = np.arange(total)
+    answer = f(start, end, n_steps, total)
+    if answer is None:
+        return _not_yet("f(start, end, n_steps, total)")
     _compare(
-        f(start, end, n_steps, total),
+        answer,
         LinearDecay(start, end, n_steps).values(total),
         "the rates",
         [
@@ -223,6 +255,8 @@ def check_uniform_init_guess(fraction):
     is checked against the network itself (within 0.1)."""
     from ..io.data import load_mnist
 
+    if fraction is None:
+        return _not_yet("your guess")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
         raise AssertionError(f"answer a number in [0, 1], got {fraction!r}")
     if not 0 <= fraction <= 1:
@@ -243,3 +277,73 @@ def check_uniform_init_guess(fraction):
         f"{share:.0%} of the images land in one class (your guess {fraction:.0%}): with "
         f"positive weights the inputs all push the same way"
     )
+
+
+def check_init_std(f):
+    r"""``f(scheme, n_in, n_out)``: the standard deviation the report draws one
+    layer's weights with, for ``scheme`` "xavier" or "he", where the report
+    counts the bias input in the fan-in, :math:`X_{len} = n_{in} + 1`, and
+    :math:`H_{len} = n_{out}`: Xavier :math:`\sqrt{2/(X_{len} + H_{len})}`, He
+    :math:`\sqrt{2/X_{len}}`. Checked on the layers of the report's two nets."""
+    layers = [(784, 512), (512, 256), (256, 128), (128, 64), (256, 64), (64, 32), (32, 10)]
+    for scheme in ("xavier", "he"):
+        answer = [f(scheme, n_in, n_out) for n_in, n_out in layers]
+        if any(a is None for a in answer):
+            return _not_yet(f"f({scheme!r}, n_in, n_out)")
+        expected = np.array([init_std(scheme, n_in, n_out) for n_in, n_out in layers])
+        if scheme == "xavier":
+            mistakes = [
+                (
+                    [np.sqrt(2 / (i + o)) for i, o in layers],
+                    "the bias input is not counted: the report's fan-in is X_len = n_in + 1",
+                ),
+                ([np.sqrt(1 / (i + 1)) for i, o in layers], "that is LeCun's 1/X_len, not Xavier"),
+                (
+                    [2 / (i + 1 + o) for i, o in layers],
+                    "that is the variance: take its square root",
+                ),
+            ]
+        else:
+            mistakes = [
+                (
+                    [np.sqrt(2 / i) for i, o in layers],
+                    "the bias input is not counted: X_len = n_in + 1",
+                ),
+                (
+                    [np.sqrt(1 / (i + 1)) for i, o in layers],
+                    "He doubles the variance: 2/X_len, not 1/X_len",
+                ),
+                ([2 / (i + 1) for i, o in layers], "that is the variance: take its square root"),
+                (
+                    [np.sqrt(2 / (i + 1 + o)) for i, o in layers],
+                    "that is Xavier's: He uses the fan-in alone, sqrt(2/X_len)",
+                ),
+            ]
+        _compare(answer, expected, f"f({scheme!r}, n_in, n_out)", mistakes)
+    return _passed("Xavier sqrt(2/(X_len + H_len)) and He sqrt(2/X_len), with X_len = n_in + 1")
+
+
+def check_parameter_count(f):
+    """``f(layer_sizes)``: how many numbers a fully connected net of
+    ``layer_sizes`` (e.g. ``[784, 512, 256, 64, 10]``) trains: every weight and
+    every bias. Checked against ``MLP`` on the report's nets and a small one."""
+    nets = [[784, 512, 256, 64, 10], [784, 512, 256, 128, 64, 32, 10], [3, 2]]
+    for sizes in nets:
+        answer = f(list(sizes))
+        if answer is None:
+            return _not_yet("f(layer_sizes)")
+        model = MLP(sizes, seed=0)
+        expected = sum(w.size + b.size for w, b in zip(model.weights, model.biases))
+        weights = sum(w.size for w in model.weights)
+        if isinstance(answer, bool) or not isinstance(answer, (int, np.integer)):
+            raise AssertionError(f"answer a whole number, got {answer!r}")
+        if answer == expected:
+            continue
+        if answer == weights:
+            raise AssertionError(f"{sizes}: {answer} counts the weights only; add the biases")
+        if answer == weights + sum(sizes):
+            raise AssertionError(f"{sizes}: the input layer has no biases; only layers 1..L do")
+        if answer == sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) + sizes[0]:
+            raise AssertionError(f"{sizes}: one bias per unit of each layer above the input")
+        raise AssertionError(f"{sizes}: yours is {answer}, the net has {expected}")
+    return _passed("Σ_l (n_{l-1} + 1) n_l: each unit has one weight per input and one bias")

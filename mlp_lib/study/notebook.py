@@ -38,6 +38,7 @@ __all__ = [
     "timings",
     "record_timing",
     "TIMINGS",
+    "source",
 ]
 
 RESULTS = RESULTS_DIR
@@ -146,6 +147,20 @@ def record_timing(notebook_file, mode, seconds, provenance):
     TIMINGS.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
 
 
+def source(*functions):
+    """The code of ``functions`` (the library's own, not a copy), highlighted, as
+    a notebook cell's output: how notebook 01 puts each equation beside the line
+    that computes it."""
+    import inspect
+    import textwrap
+
+    from IPython.display import Code
+
+    return Code(
+        "\n\n".join(textwrap.dedent(inspect.getsource(f)) for f in functions), language="python"
+    )
+
+
 def _epochs(n):
     return f"{n} epoch" + ("s" if n != 1 else "")
 
@@ -215,7 +230,7 @@ class Plan:
         return folder / f"{name}{suffix}"
 
     @staticmethod
-    def committed_path(name, suffix=".json"):
+    def full_results_path(name, suffix=".json"):
         """The committed full results called ``name`` (``results/NAME.json``)."""
         return RESULTS / f"{name}{suffix}"
 
@@ -223,21 +238,18 @@ class Plan:
         """Results of other notebooks' ``row_ids`` for this run's seeds: the committed
         full results when this mode trains the rows as they were committed (quick,
         full), else trained here with this mode's settings. Prints which."""
-        from .experiments import ROWS, load_provenance, load_results, run_many
+        from .experiments import ROWS, load_results, run_many
 
         results = []
         for row_id in row_ids:
-            path = self.committed_path(row_id)
+            path = self.full_results_path(row_id)
             committed = load_results(path) if path.is_file() else []
             by_seed = {r.seed: r for r in committed}
             if self.row_epochs is None and all(s in by_seed for s in self.seeds):
-                made = load_provenance(path) or {}
                 results += [by_seed[s] for s in self.seeds]
                 print(
-                    f"{row_id}: seeds {list(self.seeds)} from the committed full results of "
-                    f"notebook {ROWS[row_id].notebook} (results/{path.name}, "
-                    f"{made.get('command', 'no provenance')}, commit "
-                    f"{(made.get('commit') or '?')[:7]})"
+                    f"{row_id}: seeds {list(self.seeds)} as notebook {ROWS[row_id].notebook} "
+                    f"trained them (its full run, results/{path.name})"
                 )
             else:
                 why = (
@@ -264,7 +276,7 @@ class Plan:
             )
         lines, same = [], True
         for r in results:
-            path = self.committed_path(r.row)
+            path = self.full_results_path(r.row)
             committed = {c.seed: c for c in load_results(path)} if path.is_file() else {}
             c = committed.get(r.seed)
             theirs = ("—", "—") if c is None else (f"{c.test_loss:.4f}", f"{c.test_accuracy:.4f}")
@@ -350,7 +362,7 @@ class Plan:
         if self.mode != "full":
             text += (
                 f" The figures quoted in the text are the full mode's "
-                f"({self.describe('full')}; {took('full')}): set `MODE = \"full\"` above to "
+                f'({self.describe("full")}; {took("full")}): set `MODE = "full"` above to '
                 f"train them."
             )
         return text
