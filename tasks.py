@@ -467,7 +467,9 @@ def site_notebooks():
                 )
                 # links into the checkout (a test, a module) work in the lab, not on the
                 # site, which has no copy of the code: there the link's text stays
-                cell["source"] = re.sub(r"\[([^\]]+)\]\(\.\./(?:tests|mlp_lib)/[^)]*\)", r"\1", text)
+                cell["source"] = re.sub(
+                    r"\[([^\]]+)\]\(\.\./(?:tests|mlp_lib)/[^)]*\)", r"\1", text
+                )
         target = SITE_SOURCES / "notebooks" / nb.file
         target.write_text(json.dumps(notebook, ensure_ascii=False))
         rows.append(

@@ -376,6 +376,26 @@ def test_every_site_page_typesets_its_equations_offline_with_working_images_and_
     driver.save_screenshot(str(ARTIFACTS / "site-01-backpropagation.png"))
 
 
+def test_notebook_01_on_the_site_shows_the_backward_code_and_keeps_solutions_behind_a_click(
+    page, site
+):
+    driver, _ = page
+    base, _ = site
+    driver.get(base + "notebooks/01_four_layer_sigmoid.html")
+
+    def shown():
+        return driver.execute_script("return document.body.innerText")
+
+    assert "def delta_below(self, layer, delta, cache)" in shown()  # the library's own code
+    assert "beside_committed" not in shown()  # a cell tagged remove-cell
+    solutions = driver.find_elements("css selector", "details.hide.above-input")
+    assert len(solutions) >= 4 and not any(d.get_attribute("open") for d in solutions)
+    assert "return a * (1 - a)" not in shown() and "correct: σ'(z) = a (1 - a)" in shown()
+    solutions[0].find_element("css selector", "summary").click()
+    _wait(lambda: "return a * (1 - a)" in shown(), timeout=5, what="the opened solution")
+    driver.save_screenshot(str(ARTIFACTS / "site-01-solution-open.png"))
+
+
 def _first_markdown(notebook):
     import json
 

@@ -257,8 +257,10 @@ def test_notebook_01_shows_the_backward_pass_and_a_gradient_check_that_can_fail(
     right, wrong = tables[0], tables[1]
     errors = [[float(e) for e in re.findall(r"\| (\d\.\de[-+]\d+) \|", t)] for t in (right, wrong)]
     assert len(errors[0]) == len(errors[1]) == 8
-    assert max(errors[0]) < 1e-7  # right: every layer agrees with central differences
-    assert max(errors[1][:6]) > 1e-2 and max(errors[1][6:]) < 1e-7  # wrong below the output only
+    assert max(errors[0]) < 1e-5  # right: every layer agrees with central differences
+    # wrong below the output layer only, by orders of magnitude more than rounding
+    assert min(errors[1][:6]) > 1e-2 and max(errors[1][6:]) < 1e-5
+    assert min(w / r for w, r in zip(errors[1][:6], errors[0][:6])) > 1e3
 
 
 @pytest.mark.slow

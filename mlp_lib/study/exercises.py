@@ -2,11 +2,11 @@ r"""Checks for the notebooks' exercises: write a piece of backpropagation, then 
 
 Each ``check_*`` takes the student's function (or answer), runs it beside the
 library's own on small inputs (a few milliseconds), and either prints what was
-checked and returns True, or raises ``AssertionError`` with a message that
+checked (``correct: ...``), or raises ``AssertionError`` with a message that
 names the mistake when it is a common one (a transposed array, a missing
 factor, a flipped sign, a forgotten term) and otherwise shows the numbers. An
 answer of ``None`` (the notebooks' empty stubs) is "not answered yet": the check
-says so and returns False, so that a notebook with its exercises left open still
+says so, so that a notebook with its exercises left open still
 runs from top to bottom.
 
 The notation is notebook 01's: a batch of :math:`N` rows, layer :math:`l`
@@ -59,15 +59,10 @@ __all__ = [
 
 def _passed(what):
     print(f"correct: {what}")
-    return True
 
 
-def _not_yet(name):
-    print(
-        f"not answered yet: {name} returned None. Write the body (and `return` the "
-        f"result), then run the cell again."
-    )
-    return False
+def _not_yet(name, what="returned None. Write the body (and `return` the result)"):
+    print(f"not answered yet: {name} {what}, then run the cell again.")
 
 
 def _as_array(value, name):
@@ -256,7 +251,7 @@ def check_uniform_init_guess(fraction):
     from ..io.data import load_mnist
 
     if fraction is None:
-        return _not_yet("your guess")
+        return _not_yet("the guess", "is None. Put your guess in its place")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
         raise AssertionError(f"answer a number in [0, 1], got {fraction!r}")
     if not 0 <= fraction <= 1:

@@ -252,10 +252,12 @@ def activation_histograms(models, images, title="Hidden activations at initialis
     return fig
 
 
-def first_layer_weights(model, units, n_cols=8, title="First-layer weights"):
+def first_layer_weights(
+    model, units, n_cols=8, title="First-layer weights", label="weight W₁[pixel, unit]"
+):
     """The incoming weights of ``units`` of layer 1 as 28×28 images, on one colour
     scale symmetric about zero (red: ink there raises the unit, blue: lowers it),
-    with its colour bar."""
+    with its colour bar (``label``)."""
     weights = model.weights[0][:, list(units)]
     top = float(np.abs(weights).max()) or 1.0
     n_rows = -(-len(units) // n_cols)
@@ -268,6 +270,6 @@ def first_layer_weights(model, units, n_cols=8, title="First-layer weights"):
         image = ax.imshow(column.reshape(28, 28), cmap="RdBu_r", vmin=-top, vmax=top)
         ax.set_title(f"unit {unit}", fontsize="small")
     bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
-    bar.set_label("weight W₁[pixel, unit]")
+    bar.set_label(label)
     fig.suptitle(title)
     return fig
