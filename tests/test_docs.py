@@ -81,7 +81,7 @@ def test_notebooks_print_the_figures_of_the_results_files():
     for run in load_rung_results(RESULTS / "beyond.json"):
         assert re.search(
             rf"{re.escape(run.rung)} +seed {run.seed}: test accuracy "
-            rf"{run.test_accuracy:.4f}, ",
+            rf"{run.test_accuracy:.4f}[,;] ",
             printed,
         ), (run.rung, run.seed)
 
