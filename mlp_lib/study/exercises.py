@@ -7,7 +7,8 @@ names the mistake when it is a common one (a transposed array, a missing
 factor, a flipped sign, a forgotten term) and otherwise shows the numbers. An
 answer of ``None`` (the notebooks' empty stubs) is "not answered yet": the check
 says so, so that a notebook with its exercises left open still
-runs from top to bottom.
+runs from top to bottom. Each check sets ``__tracebackhide__``, so that IPython
+shows the student the failed check's message, not this module's frames.
 
 The notation is notebook 01's: a batch of :math:`N` rows, layer :math:`l`
 computes :math:`Z_l = A_{l-1} W_l + b_l` and :math:`A_l = \mathrm{act}(Z_l)`,
@@ -66,6 +67,7 @@ def _not_yet(name, what="returned None. Write the body (and `return` the result)
 
 
 def _as_array(value, name):
+    __tracebackhide__ = True
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -75,6 +77,7 @@ def _as_array(value, name):
 
 
 def _same_shape(got, expected, name):
+    __tracebackhide__ = True
     if got.shape == expected.shape:
         return
     hint = " (transposed?)" if got.shape == expected.shape[::-1] and got.ndim == 2 else ""
@@ -83,6 +86,7 @@ def _same_shape(got, expected, name):
 
 def _diagnose(got, expected, name, known_mistakes=()):
     """Raise, naming the mistake, unless ``got`` equals ``expected`` (to 1e-10)."""
+    __tracebackhide__ = True
     if np.allclose(got, expected, rtol=1e-10, atol=1e-12):
         return
     for wrong, message in known_mistakes:
@@ -107,6 +111,7 @@ def _diagnose(got, expected, name, known_mistakes=()):
 
 def _compare(answer, expected, name, known_mistakes=()):
     """The student's ``answer`` against ``expected``: numbers, shape, then values."""
+    __tracebackhide__ = True
     got = _as_array(answer, name)
     _same_shape(got, expected, name)
     _diagnose(got, expected, name, known_mistakes)
@@ -115,6 +120,7 @@ def _compare(answer, expected, name, known_mistakes=()):
 def check_sigmoid_grad(f):
     r"""``f(a)``: :math:`\sigma'(z)` written with the sigmoid's output
     :math:`a = \sigma(z)` only (no :math:`z`, no exponential)."""
+    __tracebackhide__ = True
     z = np.linspace(-6, 6, 13)
     a = F.sigmoid(z)
     answer = f(a.copy())
@@ -140,6 +146,7 @@ def check_relu_grad(f):
     r"""``f(a)``: ReLU's derivative written with its output :math:`a =
     \max(0, z)`: 1 where the unit is active, 0 elsewhere (0 at :math:`z = 0`,
     the convention the library and the report use)."""
+    __tracebackhide__ = True
     a = F.relu(np.array([[-2.0, -0.5, 0.0, 0.5, 3.0], [1.0, 0.0, -1.0, 2.0, 0.25]]))
     answer = f(a.copy())
     if answer is None:
@@ -164,6 +171,7 @@ def check_output_delta(f):
     r"""``f(probs, labels)``: :math:`\Delta_L = \partial L / \partial Z_L =
     (\hat Y - Y)/N` for the mean cross-entropy of a batch of :math:`N` rows
     (``probs`` the softmax outputs, shape ``(N, 10)``; ``labels`` ints)."""
+    __tracebackhide__ = True
     rng = np.random.default_rng(7)
     probs = F.softmax(rng.normal(size=(4, 10)))
     labels = np.array([3, 0, 9, 3])
@@ -191,6 +199,7 @@ def check_layer_backward(f):
     derivative from its output): returns ``(dW, db, delta_below)`` =
     :math:`(A_{l-1}^\top \Delta_l,\ \sum_n \Delta_{l,n},\ (\Delta_l W_l^\top)
     \odot \mathrm{act}'(Z_{l-1}))`, checked against ``MLP.backward``."""
+    __tracebackhide__ = True
     model = MLP([6, 5, 4, 3], activation="sigmoid", init="normal", seed=3)
     rng = np.random.default_rng(11)
     x, labels = rng.random((4, 6)), np.array([0, 2, 1, 2])
@@ -216,6 +225,7 @@ def check_linear_decay(f):
     """``f(start, end, n_steps, total)``: the report's learning rates for steps
     ``0 .. total - 1``: ``numpy.linspace(start, end, n_steps)``, held at ``end``
     after ``n_steps`` steps (the report stops its step counter at ``n_steps - 1``)."""
+    __tracebackhide__ = True
     start, end, n_steps, total = 0.01, 1e-5, 50, 80
     steps = np.arange(total)
     answer = f(start, end, n_steps, total)
@@ -248,6 +258,7 @@ def check_uniform_init_guess(fraction):
     images does the untrained 784-512-256-64-10 ReLU network, its weights drawn
     from U[0, 1), put in its most frequent class? Answer a number in [0, 1]; it
     is checked against the network itself (within 0.1)."""
+    __tracebackhide__ = True
     from ..io.data import load_mnist
 
     if fraction is None:
@@ -280,6 +291,7 @@ def check_init_std(f):
     counts the bias input in the fan-in, :math:`X_{len} = n_{in} + 1`, and
     :math:`H_{len} = n_{out}`: Xavier :math:`\sqrt{2/(X_{len} + H_{len})}`, He
     :math:`\sqrt{2/X_{len}}`. Checked on the layers of the report's two nets."""
+    __tracebackhide__ = True
     layers = [(784, 512), (512, 256), (256, 128), (128, 64), (256, 64), (64, 32), (32, 10)]
     for scheme in ("xavier", "he"):
         answer = [f(scheme, n_in, n_out) for n_in, n_out in layers]
@@ -322,6 +334,7 @@ def check_parameter_count(f):
     """``f(layer_sizes)``: how many numbers a fully connected net of
     ``layer_sizes`` (e.g. ``[784, 512, 256, 64, 10]``) trains: every weight and
     every bias. Checked against ``MLP`` on the report's nets and a small one."""
+    __tracebackhide__ = True
     nets = [[784, 512, 256, 64, 10], [784, 512, 256, 128, 64, 32, 10], [3, 2]]
     for sizes in nets:
         answer = f(list(sizes))
