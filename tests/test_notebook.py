@@ -299,7 +299,7 @@ def test_a_notebook_run_alone_in_preview_leaves_the_checkout_clean(tmp_path, cle
     assert after == before
     ran = json.loads((tmp_path / "run.ipynb").read_text())
     printed = json.dumps(ran["cells"])
-    assert "**preview** (this run)" in printed and "trained here" in printed
+    assert "**This run: preview mode**" in printed and "trained here" in printed
 
 
 def test_plots_carry_no_chinese_text_that_their_font_could_not_draw():
