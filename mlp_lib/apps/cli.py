@@ -153,15 +153,20 @@ def _add_reproduce(sub):
         "override the rows' 3 epochs (quick checks; the table uses 3)",
         "train on the first N images only (quick checks; the table uses 60,000)",
     )
-    rep.add_argument(
-        "--results",
-        metavar="FILE.jsonl",
-        default=None,
-        help="keep each finished run in this file (JSON lines) and skip those "
-        "already there (default: nothing kept)",
+    _results_option(
+        rep,
+        "keep each finished run in this file (JSON lines) and skip those already there "
+        "(default: nothing kept)",
     )
     _executor_options(rep)
     rep.set_defaults(func=commands.reproduce)
+
+
+def _results_option(parser, help, required=False):
+    """--results FILE.jsonl, shared by reproduce and sweep: a run is appended as it ends."""
+    parser.add_argument(
+        "--results", metavar="FILE.jsonl", default=None, required=required, help=help
+    )
 
 
 def _add_sweep(sub):
@@ -197,12 +202,7 @@ def _add_sweep(sub):
         help="the grid from a TOML file (keys: rows, rungs, seeds, datasets, "
         "epochs, n_train); it overrides the flags",
     )
-    sw.add_argument(
-        "--results",
-        metavar="FILE.jsonl",
-        required=True,
-        help="results file: one JSON line per finished run",
-    )
+    _results_option(sw, "results file: one JSON line per finished run", required=True)
     sw.add_argument(
         "--restart",
         action="store_true",

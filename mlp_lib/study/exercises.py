@@ -109,6 +109,17 @@ def _diagnose(got, expected, name, known_mistakes=()):
     )
 
 
+def _answered(answer, expected, name, known_mistakes=()):
+    """False, saying "not answered yet", for a stub's None; else True once ``answer``
+    matches ``expected`` (``_compare`` raises, naming the mistake, if it does not)."""
+    __tracebackhide__ = True
+    if answer is None:
+        _not_yet(name)
+        return False
+    _compare(answer, expected, name, known_mistakes)
+    return True
+
+
 def _compare(answer, expected, name, known_mistakes=()):
     """The student's ``answer`` against ``expected``: numbers, shape, then values."""
     __tracebackhide__ = True
@@ -123,11 +134,8 @@ def check_sigmoid_grad(f):
     __tracebackhide__ = True
     z = np.linspace(-6, 6, 13)
     a = F.sigmoid(z)
-    answer = f(a.copy())
-    if answer is None:
-        return _not_yet("f(a)")
-    _compare(
-        answer,
+    if _answered(
+        f(a.copy()),
         F.sigmoid_grad(a),
         "f(a)",
         [
@@ -138,8 +146,8 @@ def check_sigmoid_grad(f):
                 "σ was applied again: f receives a = σ(z), so σ'(z) = a (1 - a), not σ(a)(1 - σ(a))",
             ),
         ],
-    )
-    return _passed("σ'(z) = a (1 - a), computed from the output a alone")
+    ):
+        _passed("σ'(z) = a (1 - a), computed from the output a alone")
 
 
 def check_relu_grad(f):
@@ -148,11 +156,8 @@ def check_relu_grad(f):
     the convention the library and the report use)."""
     __tracebackhide__ = True
     a = F.relu(np.array([[-2.0, -0.5, 0.0, 0.5, 3.0], [1.0, 0.0, -1.0, 2.0, 0.25]]))
-    answer = f(a.copy())
-    if answer is None:
-        return _not_yet("f(a)")
-    _compare(
-        answer,
+    if _answered(
+        f(a.copy()),
         F.relu_grad(a),
         "f(a)",
         [
@@ -163,8 +168,8 @@ def check_relu_grad(f):
                 "a >= 0 holds for every ReLU output; use a > 0",
             ),
         ],
-    )
-    return _passed("ReLU'(z) = [a > 0]: 1 for the active units, 0 for the others")
+    ):
+        _passed("ReLU'(z) = [a > 0]: 1 for the active units, 0 for the others")
 
 
 def check_output_delta(f):
@@ -176,11 +181,8 @@ def check_output_delta(f):
     probs = F.softmax(rng.normal(size=(4, 10)))
     labels = np.array([3, 0, 9, 3])
     one_hot, n = F.one_hot(labels, 10), len(labels)
-    answer = f(probs.copy(), labels.copy())
-    if answer is None:
-        return _not_yet("f(probs, labels)")
-    _compare(
-        answer,
+    if _answered(
+        f(probs.copy(), labels.copy()),
         F.softmax_cross_entropy_grad(probs, labels),
         "f(probs, labels)",
         [
@@ -188,8 +190,8 @@ def check_output_delta(f):
             (probs / n, "the one-hot labels Y were not subtracted: Δ_L = (Ŷ - Y)/N"),
             (probs, "you returned Ŷ: subtract the one-hot labels Y and divide by N"),
         ],
-    )
-    return _passed("Δ_L = (Ŷ - Y)/N, shape (N, 10)")
+    ):
+        _passed("Δ_L = (Ŷ - Y)/N, shape (N, 10)")
 
 
 def check_layer_backward(f):
@@ -228,11 +230,8 @@ def check_linear_decay(f):
     __tracebackhide__ = True
     start, end, n_steps, total = 0.01, 1e-5, 50, 80
     steps = np.arange(total)
-    answer = f(start, end, n_steps, total)
-    if answer is None:
-        return _not_yet("f(start, end, n_steps, total)")
-    _compare(
-        answer,
+    if _answered(
+        f(start, end, n_steps, total),
         LinearDecay(start, end, n_steps).values(total),
         "the rates",
         [
@@ -249,8 +248,8 @@ def check_linear_decay(f):
                 "start and end are swapped: the rate decreases from start to end",
             ),
         ],
-    )
-    return _passed("rates = linspace(start, end, n_steps), then held at end")
+    ):
+        _passed("rates = linspace(start, end, n_steps), then held at end")
 
 
 def check_uniform_init_guess(fraction):
