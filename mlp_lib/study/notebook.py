@@ -102,18 +102,16 @@ class Mode:
     row_epochs: int | None  # epochs of per-sample SGD per report row (the rows have 3)
     rung_epochs: int | None  # epochs per notebook-05 rung
     all_rung_seeds: bool  # every seed a rung lists (else its first)
-    purpose: str
 
 
+# What each is for: preview for reading (every cell, shortened training), quick for CI (nbval
+# compares its fingerprints with the committed notebooks), full for the committed reproduction.
 # fmt: off
 MODES = {
     #              name      row seeds  row epochs  rung epochs  all rung seeds
-    "preview": Mode("preview", (0,),   1,          3,           False,
-                    "reading: every cell runs, on shortened training"),
-    "quick":   Mode("quick",   (0,),   None,       2,           False,
-                    "CI: nbval compares its fingerprints with the committed notebook's"),
-    "full":    Mode("full",    None,   None,       None,        True,
-                    "the committed reproduction"),
+    "preview": Mode("preview", (0,),   1,          3,           False),
+    "quick":   Mode("quick",   (0,),   None,       2,           False),
+    "full":    Mode("full",    None,   None,       None,        True),
 }
 # fmt: on
 
