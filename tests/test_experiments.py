@@ -56,6 +56,26 @@ def test_run_is_deterministic_and_complete():
     }
 
 
+def test_a_job_trains_on_the_blas_threads_it_is_given():
+    from threadpoolctl import threadpool_info
+
+    from mlp_lib.study.jobs import Job, train
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    seen = []
+    job = Job("row", "relu-he", 0, epochs=1, n_train=50)
+    one = train(job, on_start=lambda model: seen.append(blas_threads()))
+    mine = train(job, threads=None, on_start=lambda model: seen.append(blas_threads()))
+    assert seen == [{1}, blas_threads()]  # one thread by default; None: BLAS's own count
+    # the per-sample engine trains without BLAS: the same bits (testing uses BLAS, so not its last bits)
+    assert np.array_equal(one.loss_curve, mine.loss_curve)
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match="threads must be a positive int or None"):
+            train(job, threads=bad)
+
+
 @pytest.mark.slow  # a process pool
 def test_run_many_parallel_equals_serial():
     kwargs = dict(epochs=1, n_train=200)

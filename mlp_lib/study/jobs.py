@@ -81,19 +81,23 @@ class Job:
         )
 
 
-def train(job: Job, *, row=None, rung=None, progress=False, **options):
-    """Train ``job`` on one BLAS thread and test it; a ``RunResult`` (row) or a
-    ``RungResult`` (rung).
+def train(job: Job, *, threads=1, row=None, rung=None, progress=False, **options):
+    """Train ``job`` on ``threads`` BLAS threads (default one) and test it; a
+    ``RunResult`` (row) or a ``RungResult`` (rung).
 
     One thread: the machine's cores belong to the workers, and the last bits of
     a BLAS product depend on how many threads split it, so a job run alone, in
-    a pool or in the playground gives the same bits. ``row`` / ``rung`` train a
+    a pool or in the playground gives the same bits. ``threads=None`` leaves
+    BLAS its own count (every core): for a run timed alone on the machine, as
+    notebook 05 times its rungs. ``row`` / ``rung`` train a
     ``Row`` or ``Rung`` of one's own under the job's seed and sizes (the
     playground's custom settings); ``options`` go to ``experiments.run``
     (``keep_model``, ``schedule``, ``start_model``, ``observer``, ``on_start``) or
     ``beyond.run_rung`` (``keep_model``, ``observer``, ``on_start``).
     """
-    with threadpool_limits(1):
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    with threadpool_limits(threads):
         if job.kind == "row":
             return run(
                 row if row is not None else job.name,
