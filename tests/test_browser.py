@@ -303,7 +303,7 @@ def site(page):
     import sys
 
     built = subprocess.run(
-        [sys.executable, str(ROOT / "tasks.py"), "_site"],
+        [sys.executable, str(ROOT / "tools" / "site.py")],
         cwd=ROOT,
         capture_output=True,
         text=True,
