@@ -109,6 +109,22 @@ CASES = {
         ValueError,
         "on_divergence must be 'raise', 'stop' or 'continue'",
     ),
+    "a misspelt run option, per-sample": (
+        lambda m: train_per_sample(m, X, Y, epoch=2),
+        TypeError,
+        r"train_per_sample\(\) got an unexpected keyword argument 'epoch' \(its run options: "
+        r"record_every, progress, on_divergence, checkpoint, resume, observer\)",
+    ),
+    "a misspelt run option, mini-batch": (
+        lambda m: train_minibatch(m, X, Y, progres=False),
+        TypeError,
+        r"train_minibatch\(\) got an unexpected keyword argument 'progres'",
+    ),
+    "a run option passed by position": (
+        lambda m: train_per_sample(m, X, Y, 1, Constant(0.01), 100),
+        TypeError,
+        "positional argument",
+    ),
     "resume with a dict": (
         lambda m: train_per_sample(m, X, Y, resume={}),
         ValueError,

@@ -9,8 +9,8 @@ import pytest
 
 from mlp_lib import MLP, Constant, LinearDecay, train_minibatch, train_per_sample
 from mlp_lib.engines import lifecycle
+from mlp_lib.engines.interruption import TrainingInterrupted
 from mlp_lib.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from mlp_lib.engines.lifecycle import TrainingInterrupted
 
 
 class _InterruptAt:
@@ -29,7 +29,7 @@ def _interrupt_after(monkeypatch, steps):
     def fake_flag():
         yield _InterruptAt(steps)
 
-    monkeypatch.setattr(lifecycle, "sigint_flag", fake_flag)  # the trainers' loop frame
+    monkeypatch.setattr(lifecycle, "sigint_flag", fake_flag)  # where Run.running looks it up
 
 
 def _same(a, b):
@@ -349,7 +349,7 @@ def test_every_notebook_05_configuration_resumes_bit_identical(
 def test_ctrl_c_during_set_up_stops_at_the_first_step_with_a_checkpoint(tmp_path, mnist_train):
     """A caller's outer flag (as the CLI opens one) is shared by the trainer: a
     Ctrl-C that arrived before the loop started is not lost."""
-    from mlp_lib.engines.lifecycle import sigint_flag
+    from mlp_lib.engines.interruption import sigint_flag
 
     images, labels = mnist_train[0][:100], mnist_train[1][:100]
     model = MLP([784, 8, 10], seed=0)

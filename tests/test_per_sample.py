@@ -125,10 +125,10 @@ def test_the_observer_sees_each_block_and_changes_no_bit(activation):
     plain = MLP([784, 32, 16, 10], activation, seed=1)
     watched = plain.copy()
     schedule = LinearDecay(0.05, 0.001, 250)
-    history = per_sample.train_per_sample(plain, x, y, 1, schedule, 50, progress=False)
+    history = per_sample.train_per_sample(plain, x, y, 1, schedule, record_every=50, progress=False)
     blocks = []
     per_sample.train_per_sample(
-        watched, x, y, 1, schedule, 60, progress=False, observer=blocks.append
+        watched, x, y, 1, schedule, record_every=60, progress=False, observer=blocks.append
     )
     for mine, theirs in zip(plain.weights + plain.biases, watched.weights + watched.biases):
         assert np.array_equal(mine, theirs)
@@ -153,7 +153,9 @@ def test_the_observer_s_gradient_norms_and_active_fractions_are_the_backward_pas
         blocks.append(block)
         before.append(model.copy())
 
-    per_sample.train_per_sample(model, x, y, 1, Constant(0.05), 1, False, observer=observe)
+    per_sample.train_per_sample(
+        model, x, y, 1, Constant(0.05), record_every=1, progress=False, observer=observe
+    )
     assert [b.step for b in blocks] == [1, 2, 3, 4, 5]
     for i, block in enumerate(blocks):
         probs, cache = before[i].forward_cache(x[i : i + 1], labels=y[i : i + 1])
@@ -171,7 +173,9 @@ def test_a_dead_network_reports_zero_gradients_below_the_dead_layer():
     x, y = _sparse_images(300, rng), rng.integers(0, 10, 300)
     model = MLP([784, 64, 32, 10], "relu", "uniform", seed=0)
     blocks = []
-    per_sample.train_per_sample(model, x, y, 1, Constant(0.01), 100, False, observer=blocks.append)
+    per_sample.train_per_sample(
+        model, x, y, 1, Constant(0.01), record_every=100, progress=False, observer=blocks.append
+    )
     last = blocks[-1]
     assert last.active[-1] == 0.0 or last.active[0] == 0.0
     assert last.grad_norm[0] == 0.0

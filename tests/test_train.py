@@ -221,6 +221,35 @@ def test_collapsed_relu_net_is_not_divergence(mnist_train):
     assert history.loss_curve[0] > 100 and abs(history.loss_curve[-1] - np.log(10)) < 0.1
 
 
+def test_the_run_options_are_written_once_and_every_trainer_names_them():
+    """Both fast trainers take ``**run_options``; ``RunOptions`` documents each one,
+    and each trainer's docstring names them all (so help() says what to pass)."""
+    import dataclasses
+    import inspect
+
+    from mlp_lib.engines.lifecycle import RunOptions
+
+    names = [f.name for f in dataclasses.fields(RunOptions)]
+    assert names == [
+        "record_every",
+        "progress",
+        "on_divergence",
+        "checkpoint",
+        "resume",
+        "observer",
+    ]
+    documented = inspect.getdoc(RunOptions)
+    for name in names:
+        assert f"\n{name} : " in documented, name
+    for trainer in (train_per_sample, train_minibatch):
+        parameters = inspect.signature(trainer).parameters
+        assert not set(names) & set(parameters), trainer.__name__  # not typed out again
+        assert parameters["run_options"].kind is inspect.Parameter.VAR_KEYWORD
+        entry = inspect.getdoc(trainer).split("**run_options\n", 1)[1].split("\n\n", 1)[0]
+        assert [name for name in names if f"``{name}``" in entry] == names, trainer.__name__
+        assert "RunOptions" in entry
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -238,7 +238,7 @@ MINIBATCH_OPTIONS = {
 def train(args):
     """``train``: a new or resumed run of either trainer, saved however the save goes."""
     from ..engines import evaluate
-    from ..engines.lifecycle import sigint_flag
+    from ..engines.interruption import sigint_flag
     from ..io.checkpoint import save_checkpoint
     from ..io.data import load_dataset
 

@@ -1,14 +1,14 @@
-"""The life of a training run, shared by every trainer: the ``History`` it
-records, input and settings checks, resuming, divergence, Ctrl-C and the
-progress bar. No maths here: the trainers (``reference``, ``per_sample``,
-``minibatch``) own their loops and call these helpers around them.
+"""The life of a training run, shared by every trainer: the options the fast
+trainers take (``RunOptions``), the ``History`` a run records, input and
+settings checks, resuming, divergence and the progress bar; ``Run.running`` is
+the frame around each loop (Ctrl-C itself is ``interruption``'s). No maths
+here: the trainers (``reference``, ``per_sample``, ``minibatch``) own their
+loops and call these helpers around them.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,13 +18,14 @@ from tqdm import tqdm
 
 from ..core.functional import ACTIVATIONS
 from ..core.schedules import Constant, schedule_from_dict, schedule_to_dict
-from ..io.checkpoint import TrainingState, data_fingerprint, save_checkpoint
+from ..io.checkpoint import TrainingState, data_fingerprint
+from .interruption import interrupted, interrupted_state, sigint_flag
 
 __all__ = [
     "History",
     "Block",
+    "RunOptions",
     "DivergenceError",
-    "TrainingInterrupted",
     "progress_bar",
     "check_data",
     "check_positive_int",
@@ -34,9 +35,6 @@ __all__ = [
     "start_run",
     "diverged",
     "closing",
-    "sigint_flag",
-    "interrupted",
-    "interrupted_state",
 ]
 
 
@@ -119,6 +117,60 @@ class Block:
         }
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The keyword options every fast trainer takes besides its maths
+    (``train_per_sample(..., **run_options)``, ``train_minibatch(...,
+    **run_options)``): how a run is recorded, shown, guarded, saved, resumed
+    and watched. Written once, here, because they mean the same in each.
+
+    Attributes
+    ----------
+    record_every : int, default 100
+        Steps averaged into one entry of ``History.loss_curve`` (the report: 100).
+    progress : bool, None or callable
+        Progress bar; ``None`` shows it when stderr is a terminal; a callable
+        ``progress(done, total)`` is told the steps done as the bar moves.
+    on_divergence : {"raise", "stop", "continue"}
+        What a NaN/inf loss does: raise ``DivergenceError``, stop and return
+        (``history.diverged_at`` set), or carry on.
+    checkpoint : path, optional
+        Where Ctrl-C saves model and training state before raising
+        ``TrainingInterrupted``.
+    resume : TrainingState, optional
+        Continue a run from ``load_checkpoint``'s state (same data and
+        settings; ``model`` the checkpoint's model). The result is
+        bit-identical to a run that was never interrupted.
+    observer : callable, optional
+        ``observer(block)`` after each block of ``record_every`` steps with a
+        ``Block`` (step, mean loss, rate, per-layer gradient norms and active
+        fractions). The results are the same bits with or without one.
+    """
+
+    record_every: int | None = None
+    progress: object = None
+    on_divergence: str = "raise"
+    checkpoint: object = None
+    resume: object = None
+    observer: object = None
+
+    def __post_init__(self):
+        check_divergence_mode(self.on_divergence)
+
+    @classmethod
+    def given(cls, trainer, keywords):
+        """The options among a trainer's keyword arguments; an unknown name is a
+        TypeError that names the trainer, as Python's own would."""
+        known = tuple(cls.__dataclass_fields__)
+        for name in keywords:
+            if name not in known:
+                raise TypeError(
+                    f"{trainer}() got an unexpected keyword argument {name!r} "
+                    f"(its run options: {', '.join(known)})"
+                )
+        return cls(**keywords)
+
+
 class DivergenceError(FloatingPointError):
     """The training loss became NaN or infinite. ``history`` holds what was
     recorded up to there; the model keeps the weights it had before that step."""
@@ -126,15 +178,6 @@ class DivergenceError(FloatingPointError):
     def __init__(self, message, step, lr, history):
         super().__init__(message)
         self.step, self.lr, self.history = step, lr, history
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training. The model holds the weights after the last
-    complete step; ``checkpoint`` is the file saved for resuming (or None)."""
-
-    def __init__(self, message, step, checkpoint, history):
-        super().__init__(message)
-        self.step, self.checkpoint, self.history = step, checkpoint, history
 
 
 def progress_bar(progress, total, desc, initial=0, unit="step"):
@@ -259,18 +302,19 @@ class Run:
     total: int
     losses: np.ndarray
     history: History
+    options: RunOptions
     batch_size: int | None = None  # mini-batch runs only
 
     @contextmanager
-    def running(self, model, checkpoint, progress, desc, saved=None):
+    def running(self, model, desc, saved=None):
         """The loop's frame; yields (the Ctrl-C flag, the progress bar).
 
         Ctrl-C becomes a flag the loop checks between steps; the bar moves; the
         history is completed however the loop ends. An interrupted run is saved
-        to ``checkpoint`` with the trainer's own state (``saved()``: the keyword
-        arguments of ``interrupted_state`` beyond the plan's) and ends in
+        to ``options.checkpoint`` with the trainer's own state (``saved()``: the
+        keyword arguments of ``interrupted_state`` beyond the plan's) and ends in
         ``TrainingInterrupted``."""
-        bar = progress_bar(progress, self.total, desc, initial=self.start)
+        bar = progress_bar(self.options.progress, self.total, desc, initial=self.start)
         try:
             with (
                 sigint_flag() as interrupt,
@@ -288,25 +332,25 @@ class Run:
                 self.batch_size,
                 **(saved() if saved is not None else {}),
             )
+            checkpoint = self.options.checkpoint
             raise interrupted(self.history.steps, checkpoint, model, state, self.history) from None
 
 
-def start_run(trainer, model, images, labels, common, defaults, batch_size=None):
+def start_run(trainer, model, images, labels, epochs, schedule, options, defaults, batch_size=None):
     """Check what every trainer takes and settle its plan: (images, labels, ``Run``).
 
-    ``common`` holds the trainer's ``epochs``, ``schedule``, ``record_every``,
-    ``resume`` and ``on_divergence`` as given; ``defaults`` is (epochs, learning
-    rate); ``batch_size`` is None for per-sample SGD (one step a sample)."""
+    ``epochs``, ``schedule`` and ``options`` (a ``RunOptions``) are the
+    trainer's as given; ``defaults`` is its (epochs, learning rate);
+    ``batch_size`` is None for per-sample SGD (one step a sample)."""
     images, labels = check_data(model, images, labels)
-    check_divergence_mode(common["on_divergence"])
     epochs, schedule, record_every, start, past, fingerprint = _settle(
         trainer,
         images,
         labels,
-        common["resume"],
-        common["epochs"],
-        common["schedule"],
-        common["record_every"],
+        options.resume,
+        epochs,
+        schedule,
+        options.record_every,
         defaults,
         batch_size,
     )
@@ -324,6 +368,7 @@ def start_run(trainer, model, images, labels, common, defaults, batch_size=None)
         total,
         losses,
         history,
+        options,
         batch_size,
     )
     return images, labels, plan
@@ -380,84 +425,8 @@ def closing(bar, history, losses, start_time):
         history.loss_curve = block_means(losses[: history.steps], history.record_every)
 
 
-_ACTIVE = threading.local()
-
-
-@contextmanager
-def sigint_flag():
-    """Turn Ctrl-C into a flag that the loop checks between steps, so that an
-    interruption never leaves a step half applied. Yields a one-item list.
-
-    Nested uses share the outer flag: a caller (the CLI) can open one before
-    the trainer's set-up, and a Ctrl-C pressed during the set-up then stops
-    the run at its first step, with a checkpoint, instead of being lost."""
-    flag = getattr(_ACTIVE, "flag", None)
-    if flag is not None:
-        yield flag
-        return
-    flag = [False]
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        flag[0] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    _ACTIVE.flag = flag
-    try:
-        yield flag
-    finally:
-        _ACTIVE.flag = None
-        signal.signal(signal.SIGINT, previous)
-
-
-def interrupted(step, checkpoint, model, state, history):
-    """Save a checkpoint (if a path was given) and build the exception."""
-    if checkpoint is not None:
-        save_checkpoint(checkpoint, model, state)
-        how = (
-            f"checkpoint saved to {checkpoint}; resume with "
-            f"load_checkpoint({str(checkpoint)!r}) and resume=state "
-            f"(CLI: mlp-lib train --resume {checkpoint})"
-        )
-    else:
-        how = "no checkpoint path was given, so nothing was saved"
-    return TrainingInterrupted(
-        f"training interrupted after step {step}: {how}", step, checkpoint, history
-    )
-
-
 def check_divergence_mode(on_divergence):
     if on_divergence not in ("raise", "stop", "continue"):
         raise ValueError(
             f"on_divergence must be 'raise', 'stop' or 'continue', got {on_divergence!r}"
         )
-
-
-def interrupted_state(
-    trainer,
-    history,
-    epochs,
-    schedule,
-    record_every,
-    fingerprint,
-    batch_size=None,
-    rng_state=None,
-    extra=None,
-    arrays=None,
-):
-    """The ``TrainingState`` that lets a run stopped after ``history.steps`` resume."""
-    return TrainingState(
-        trainer,
-        history.steps,
-        epochs,
-        schedule_to_dict(schedule),
-        record_every,
-        fingerprint,
-        history.losses,
-        batch_size,
-        rng_state,
-        extra,
-        arrays,
-    )

@@ -20,7 +20,7 @@ from ..core.functional import softmax_cross_entropy_grad
 from ..core.model import MLP, as_generator, evaluate
 from ..core.optim import SGD
 from ..io.checkpoint import data_fingerprint
-from .lifecycle import Block, check_data, check_positive_int, diverged, start_run
+from .lifecycle import Block, RunOptions, check_data, check_positive_int, diverged, start_run
 
 __all__ = ["train_minibatch", "sgd_backward_update"]
 
@@ -212,11 +212,6 @@ def train_minibatch(
     batch_size=128,
     schedule=None,
     seed=None,
-    record_every=None,
-    progress=None,
-    on_divergence="raise",
-    checkpoint=None,
-    resume=None,
     optimizer=None,
     weight_decay=0.0,
     dropout=0.0,
@@ -227,7 +222,7 @@ def train_minibatch(
     patience=None,
     max_steps=None,
     checkpoint_info=None,
-    observer=None,
+    **run_options,
 ):
     """Mini-batch training on the mean cross-entropy, shuffled each epoch.
 
@@ -267,21 +262,20 @@ def train_minibatch(
         Stop after this many batch steps, part way through the run; the
         schedule is still the one of ``epochs`` epochs. For short checks of a
         long configuration (notebook 05's regression fingerprint).
-    checkpoint, resume
-        As in ``mlp_lib.engines.per_sample.train_per_sample``, for every option: the
-        checkpoint keeps the optimiser's state, the dropout and augmentation
-        generators, the validation history and the best weights, so a resumed
-        run ends bit-identical to one never interrupted. Resume with the same
-        options (they are checked, except what ``augment`` does: pass the same
-        function).
     checkpoint_info : dict, optional
         JSON-ready data stored with an interrupted run's checkpoint and given
         back in ``state.extra["info"]`` (the CLI keeps its options there).
-    observer : callable, optional
-        ``observer(block)`` after each ``record_every`` batches (and the last)
-        with a ``lifecycle.Block``; here its gradient norms and active fractions
-        are those of the block's last batch (one extra backward pass per block,
-        which changes no bit of the run).
+    **run_options
+        ``record_every``, ``progress``, ``on_divergence``, ``checkpoint``,
+        ``resume``, ``observer``, the same for every trainer (see
+        ``mlp_lib.engines.lifecycle.RunOptions``). Here a step is a batch. The
+        checkpoint keeps the optimiser's state, the dropout and augmentation
+        generators, the validation history and the best weights, so a resumed
+        run ends bit-identical to one never interrupted; resume with the same
+        options (they are checked, except what ``augment`` does: pass the same
+        function). The observer's gradient norms and active fractions are those
+        of the block's last batch (one extra backward pass per block, which
+        changes no bit of the run).
 
     Returns
     -------
@@ -291,11 +285,11 @@ def train_minibatch(
         validation figures, ``best_epoch`` the epoch whose weights were kept.
     """
     batch_size = check_positive_int("batch_size", batch_size)
-    common = dict(epochs=epochs, schedule=schedule, record_every=record_every, resume=resume)
-    common.update(on_divergence=on_divergence)
+    options = RunOptions.given("train_minibatch", run_options)
     images, labels, run = start_run(
-        "minibatch", model, images, labels, common, (1, 0.1), batch_size
+        "minibatch", model, images, labels, epochs, schedule, options, (1, 0.1), batch_size
     )
+    resume, observer, on_divergence = options.resume, options.observer, options.on_divergence
     if validation is not None:
         validation = check_data(model, *validation)
     regime = _Regime(
@@ -309,7 +303,7 @@ def train_minibatch(
         validation,
     )
     # what a resumed run must share, when needed
-    options = regime.options() if checkpoint is not None or resume is not None else None
+    shared = regime.options() if options.checkpoint is not None or resume is not None else None
     history, params = run.history, model.weights + model.biases
     rng = as_generator(seed)
     dropout_rng, augment_rng = (
@@ -323,18 +317,16 @@ def train_minibatch(
     best = (np.inf, None, None)  # (validation loss, epoch, parameters)
     if resume is not None:
         rng.bit_generator.state = resume.rng_state
-        best = _restore(
-            resume, options, regime.optimizer, params, history, dropout_rng, augment_rng
-        )
+        best = _restore(resume, shared, regime.optimizer, params, history, dropout_rng, augment_rng)
     epoch_rng_state = rng.bit_generator.state
     tell = None if observer is None else functools.partial(_tell, observer, model, weight_decay)
 
     def saved():  # an interrupted run's own state, for its checkpoint
         rng_state = rng.bit_generator.state if history.steps % n_batches == 0 else epoch_rng_state
-        extra, arrays = _saved(options, regime.optimizer, history, best, dropout_rng, augment_rng)
+        extra, arrays = _saved(shared, regime.optimizer, history, best, dropout_rng, augment_rng)
         return dict(rng_state=rng_state, extra=dict(extra, info=checkpoint_info), arrays=arrays)
 
-    with run.running(model, checkpoint, progress, "mini-batch SGD", saved) as (interrupt, bar):
+    with run.running(model, "mini-batch SGD", saved) as (interrupt, bar):
         for step in range(run.start, stop):
             if interrupt[0]:
                 raise KeyboardInterrupt

@@ -41,7 +41,7 @@ from numba.typed import List
 
 from ..core.functional import LEAKY_SLOPE
 from ..core.model import MLP
-from .lifecycle import Block, diverged, start_run
+from .lifecycle import Block, RunOptions, diverged, start_run
 
 __all__ = ["train_per_sample", "nonzero_pixels"]
 
@@ -331,12 +331,7 @@ def train_per_sample(
     labels,
     epochs=None,
     schedule=None,
-    record_every=None,
-    progress=None,
-    on_divergence="raise",
-    checkpoint=None,
-    resume=None,
-    observer=None,
+    **run_options,
 ):
     """The report's training, fast: SGD with batch size 1 in the given order.
 
@@ -354,33 +349,19 @@ def train_per_sample(
         Passes over the data; the report uses 3 (180,000 steps on MNIST).
     schedule : schedule, default ``Constant(0.01)``
         Learning rate by global step (``mlp_lib.core.schedules``).
-    record_every : int, default 100
-        Steps averaged into one entry of ``loss_curve`` (the report: 100).
-    progress : bool, None or callable
-        Progress bar; ``None`` shows it when stderr is a terminal; a callable
-        ``progress(done, total)`` is told the steps done as the bar moves.
-    on_divergence : {"raise", "stop", "continue"}
-        What a NaN/inf loss does: raise ``DivergenceError``, stop and return
-        (``history.diverged_at`` set), or carry on.
-    checkpoint : path, optional
-        Where Ctrl-C saves model and training state before raising
-        ``TrainingInterrupted``.
-    resume : TrainingState, optional
-        Continue a run from ``load_checkpoint``'s state (same data; ``model``
-        the checkpoint's model). The result is bit-identical to a run that was
-        never interrupted.
-    observer : callable, optional
-        ``observer(block)`` after each block of ``record_every`` steps with a
-        ``lifecycle.Block`` (step, mean loss, rate, per-layer gradient norms and
-        active fractions). The results are the same bits with or without one.
+    **run_options
+        ``record_every``, ``progress``, ``on_divergence``, ``checkpoint``,
+        ``resume``, ``observer``: how the run is recorded, shown, guarded,
+        saved, resumed and watched, the same for every trainer (see
+        ``mlp_lib.engines.lifecycle.RunOptions``).
 
     Returns
     -------
     History
     """
-    common = dict(epochs=epochs, schedule=schedule, record_every=record_every, resume=resume)
+    options = RunOptions.given("train_per_sample", run_options)
     images, labels, run = start_run(
-        "per-sample", model, images, labels, dict(common, on_divergence=on_divergence), (3, 0.01)
+        "per-sample", model, images, labels, epochs, schedule, options, (3, 0.01)
     )
     if model.activation not in _ACTIVATION_CODES:
         raise ValueError(f"the per-sample engine has no kernel for {model.activation!r}")
@@ -394,10 +375,11 @@ def train_per_sample(
     picked_values = List([np.zeros(n, dtype) for n in sizes[:-1]])
     delta = List([np.zeros(n, dtype) for n in sizes])
     data = (ptr, pixels, intensities, labels.astype(np.int64), rates, run.losses)
+    on_divergence, observer = options.on_divergence, options.observer
     stop_on_nonfinite = on_divergence != "continue"
     stats = np.zeros((2, model.n_layers) if observer is not None else (0, 0))
     with (
-        run.running(model, checkpoint, progress, "per-sample SGD") as (interrupt, bar),
+        run.running(model, "per-sample SGD") as (interrupt, bar),
         _contiguous(model) as (weights, biases),
     ):
         weights, biases = List(weights), List(biases)
