@@ -27,6 +27,7 @@ def test_sigmoid_grad(capsys):
     assert _passes(ex.check_sigmoid_grad, lambda a: a * (1 - a), capsys)
     _fails(ex.check_sigmoid_grad, lambda a: a, "a = σ(z) itself")
     _fails(ex.check_sigmoid_grad, lambda a: 1 - a, "(1 - a) factor")
+    _fails(ex.check_sigmoid_grad, lambda a: a * a, "a times a")
     _fails(ex.check_sigmoid_grad, lambda a: F.sigmoid(a) * (1 - F.sigmoid(a)), "applied again")
     _fails(ex.check_sigmoid_grad, lambda a: -a * (1 - a), "sign is flipped")
     _fails(ex.check_sigmoid_grad, lambda a: 2 * a * (1 - a), "constant factor", "2 times")

@@ -141,6 +141,7 @@ def check_sigmoid_grad(f):
         [
             (a, "you returned a = σ(z) itself, not its derivative: σ'(z) = a (1 - a)"),
             (1 - a, "only the (1 - a) factor: σ'(z) = a (1 - a)"),
+            (a * a, "a times a, where the second factor is (1 - a): σ'(z) = a (1 - a)"),
             (
                 F.sigmoid(a) * (1 - F.sigmoid(a)),
                 "σ was applied again: f receives a = σ(z), so σ'(z) = a (1 - a), not σ(a)(1 - σ(a))",
